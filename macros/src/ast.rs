@@ -1,0 +1,195 @@
+//! Parsing: turns the attribute and the fn into plain data, recording syntax errors. Emits no tokens.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::{ParseStream, Parser};
+use syn::spanned::Spanned;
+use syn::{Expr, Ident, LitStr, Token};
+
+use crate::ctxt::Ctxt;
+
+pub const KEYS: [&str; 3] = ["name", "description", "permissions"];
+
+/// `#[mcp_tool(...)]` as written.
+#[derive(Default)]
+pub struct Attr {
+    pub name: Option<Expr>,
+    pub description: Option<Expr>,
+    pub permissions: Option<Expr>,
+}
+
+/// One fn argument.
+pub struct Arg {
+    pub pat: syn::Pat,
+    pub ty: syn::Type,
+    pub description: Option<LitStr>,
+}
+
+/// The annotated item, when it is a fn.
+pub struct ToolFn {
+    /// The fn with our `#[arg]` attributes removed, exactly as it will be emitted.
+    pub item: syn::ItemFn,
+    pub args: Vec<Arg>,
+    pub receiver: Option<Span>,
+    pub doc: Option<String>,
+}
+
+pub fn parse_attr(cx: &mut Ctxt, tokens: TokenStream) -> Attr {
+    let mut attr = Attr::default();
+    let parser = |input: ParseStream| -> syn::Result<()> {
+        while !input.is_empty() {
+            let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+            if !input.peek(Token![=]) {
+                cx.error_spanned_by(&key, format!("expected `{key} = ...`: every key of #[mcp_tool] takes a value"));
+                return Ok(());
+            }
+            input.parse::<Token![=]>()?;
+            let value: Expr = input.parse()?;
+            let slot = match key.to_string().as_str() {
+                "name" => Some(&mut attr.name),
+                "description" => Some(&mut attr.description),
+                "permissions" => Some(&mut attr.permissions),
+                other => {
+                    cx.error_spanned_by(&key, unknown_key_message(other));
+                    None
+                }
+            };
+            if let Some(slot) = slot {
+                if slot.is_some() {
+                    cx.error_spanned_by(&key, format!("`{key}` is given twice: keep one"));
+                } else {
+                    *slot = Some(value);
+                }
+            }
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![,]>()?;
+        }
+        Ok(())
+    };
+    if let Err(error) = parser.parse2(tokens) {
+        cx.push(error);
+    }
+    attr
+}
+
+fn unknown_key_message(key: &str) -> String {
+    let nearest = KEYS
+        .iter()
+        .map(|k| (strsim::jaro_winkler(k, key), *k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match nearest {
+        Some((_, k)) => format!("unknown key `{key}`: did you mean `{k}`?"),
+        None => format!("unknown key `{key}`: #[mcp_tool] takes `name`, `description` and `permissions`"),
+    }
+}
+
+/// Parses the item. `None` means it is not a fn; the error is recorded.
+pub fn parse_item(cx: &mut Ctxt, tokens: TokenStream) -> Option<ToolFn> {
+    let item: syn::Item = match syn::parse2(tokens) {
+        Ok(item) => item,
+        Err(error) => {
+            cx.push(error);
+            return None;
+        }
+    };
+    let mut item = match item {
+        syn::Item::Fn(item) => item,
+        other => {
+            cx.error_spanned_by(item_keyword(&other), format!(
+                "#[mcp_tool] goes on an `async fn`, not on {}",
+                item_kind(&other)
+            ));
+            return None;
+        }
+    };
+    let doc = doc_comment(&item.attrs);
+    let mut args = Vec::new();
+    let mut receiver = None;
+    for input in &mut item.sig.inputs {
+        match input {
+            syn::FnArg::Receiver(r) => receiver = Some(r.span()),
+            syn::FnArg::Typed(typed) => {
+                let description = take_arg_attrs(cx, &mut typed.attrs);
+                args.push(Arg { pat: (*typed.pat).clone(), ty: (*typed.ty).clone(), description });
+            }
+        }
+    }
+    Some(ToolFn { item, args, receiver, doc })
+}
+
+/// Removes `#[arg(...)]` from a parameter and returns its description.
+fn take_arg_attrs(cx: &mut Ctxt, attrs: &mut Vec<syn::Attribute>) -> Option<LitStr> {
+    let mut description = None;
+    let mut kept = Vec::new();
+    for attr in attrs.drain(..) {
+        if !attr.path().is_ident("arg") {
+            kept.push(attr);
+            continue;
+        }
+        let result = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("description") {
+                let value: LitStr = meta.value()?.parse()?;
+                if description.is_some() {
+                    cx.error_spanned_by(&meta.path, "`description` is given twice: keep one");
+                } else if value.value().trim().is_empty() {
+                    cx.error_spanned_by(&value, "the argument's description is empty: write one or remove it");
+                } else {
+                    description = Some(value);
+                }
+                Ok(())
+            } else {
+                Err(meta.error("unknown key in #[arg]: the only key is `description = \"...\"`"))
+            }
+        });
+        if let Err(error) = result {
+            cx.push(error);
+        }
+    }
+    *attrs = kept;
+    description
+}
+
+fn doc_comment(attrs: &[syn::Attribute]) -> Option<String> {
+    let lines: Vec<String> = attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            syn::Meta::NameValue(nv) => match &nv.value {
+                Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => Some(s.value()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .map(|line| line.strip_prefix(' ').map(str::to_owned).unwrap_or(line))
+        .collect();
+    let text = lines.join("\n").trim().to_owned();
+    (!text.is_empty()).then_some(text)
+}
+
+fn item_kind(item: &syn::Item) -> &'static str {
+    match item {
+        syn::Item::Struct(_) => "a struct",
+        syn::Item::Enum(_) => "an enum",
+        syn::Item::Impl(_) => "an impl block: put it on each fn outside the impl",
+        syn::Item::Mod(_) => "a module",
+        syn::Item::Trait(_) => "a trait",
+        syn::Item::Const(_) | syn::Item::Static(_) => "a constant",
+        syn::Item::Type(_) => "a type alias",
+        syn::Item::Use(_) => "a `use`",
+        _ => "this item",
+    }
+}
+
+fn item_keyword(item: &syn::Item) -> TokenStream {
+    use quote::ToTokens;
+    match item {
+        syn::Item::Struct(s) => s.struct_token.to_token_stream(),
+        syn::Item::Enum(e) => e.enum_token.to_token_stream(),
+        syn::Item::Impl(i) => i.impl_token.to_token_stream(),
+        syn::Item::Mod(m) => m.mod_token.to_token_stream(),
+        syn::Item::Trait(t) => t.trait_token.to_token_stream(),
+        other => other.to_token_stream(),
+    }
+}

@@ -1,0 +1,244 @@
+//! Expansion: the user's fn unchanged, plus its registration and the wrapper the runtime calls.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::ast;
+use crate::ctxt::Ctxt;
+use crate::valid::{self, ArgKind, Output, Tool};
+
+/// The whole macro as a `proc_macro2` function, so it can be unit-tested.
+pub fn mcp_tool(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut cx = Ctxt::default();
+    let parsed_attr = ast::parse_attr(&mut cx, attr);
+    let Some(tool_fn) = ast::parse_item(&mut cx, item.clone()) else {
+        // Not a fn: keep the item so the rest of the crate still compiles, and report only the misuse.
+        let errors = cx.into_compile_errors();
+        return quote!(#errors #item);
+    };
+    let tool = valid::validate(&mut cx, &parsed_attr, &tool_fn);
+    let user_fn = &tool_fn.item;
+    match tool {
+        Some(tool) if !cx.has_errors() => expand(&tool, user_fn),
+        _ => {
+            // The fn is still emitted, so one mistake gives one error, not a cascade at every caller.
+            let errors = cx.into_compile_errors();
+            quote!(#errors #user_fn)
+        }
+    }
+}
+
+fn expand(tool: &Tool, user_fn: &syn::ItemFn) -> TokenStream {
+    let fn_ident = &user_fn.sig.ident;
+    let vis = &user_fn.vis;
+    let name = &tool.name;
+    let description = &tool.description;
+    let permissions = &tool.permissions;
+    let fn_name = fn_ident.to_string();
+    let name_guard = format_ident!("__toolgate_tool_name_{}", encode_name(name), span = tool.name_span);
+
+    let schema_args = tool.args.iter().filter_map(|arg| {
+        let ArgKind::Schema { required } = arg.kind else { return None };
+        let ty = &arg.ty;
+        let arg_name = &arg.name;
+        let description = match &arg.description {
+            Some(d) => quote!(::core::option::Option::Some(#d)),
+            None => quote!(::core::option::Option::None),
+        };
+        let schema = quote_spanned!(ty.span()=> <#ty as ::toolgate::__private::ToolArgument>::schema);
+        Some(quote! {
+            let __toolgate_arg_schema = #schema(__toolgate_schema.generator());
+            __toolgate_schema.argument(#arg_name, __toolgate_arg_schema, #description, #required);
+        })
+    });
+    let known_args = tool.args.iter().filter(|a| matches!(a.kind, ArgKind::Schema { .. })).map(|a| &a.name);
+    let bindings: Vec<_> = tool.args.iter().map(|arg| format_ident!("__toolgate_{}", arg.ident)).collect();
+    let extract = tool.args.iter().zip(&bindings).map(|(arg, binding)| {
+        let ty = &arg.ty;
+        let arg_name = &arg.name;
+        let value = match arg.kind {
+            ArgKind::Schema { .. } => quote_spanned! {ty.span()=>
+                <#ty as ::toolgate::__private::ToolArgument>::parse(__toolgate_call.arguments().get(#arg_name), #arg_name)
+            },
+            ArgKind::Injected => quote_spanned! {ty.span()=>
+                <#ty as ::toolgate::__private::FromToolCall>::from_tool_call(&__toolgate_call)
+            },
+        };
+        quote!(let #binding: #ty = #value?;)
+    });
+    let (output_schema, convert) = output(&tool.output);
+
+    quote! {
+        #user_fn
+
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis struct #fn_ident {}
+
+        // Two tools of one name in one module collide here, at compile time.
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, dead_code)]
+        const #name_guard: () = ();
+
+        const _: () = {
+            static __TOOLGATE_DEF: ::toolgate::__private::ToolDef = ::toolgate::__private::ToolDef {
+                name: #name,
+                description: #description,
+                permissions: &[#(#permissions),*],
+                rust_path: ::core::concat!(::core::module_path!(), "::", #fn_name),
+                input_schema: __toolgate_input_schema,
+                output_schema: #output_schema,
+                handler: __toolgate_handler,
+            };
+
+            impl ::toolgate::__private::Tool for #fn_ident {
+                const DEF: &'static ::toolgate::__private::ToolDef = &__TOOLGATE_DEF;
+            }
+
+            ::toolgate::__private::inventory::submit! {
+                ::toolgate::__private::ToolRegistration(&__TOOLGATE_DEF)
+            }
+
+            fn __toolgate_input_schema() -> ::toolgate::__private::JsonObject {
+                let mut __toolgate_schema = ::toolgate::__private::InputSchema::new();
+                #(#schema_args)*
+                __toolgate_schema.finish()
+            }
+
+            fn __toolgate_handler(
+                __toolgate_call: ::toolgate::__private::ToolCall,
+            ) -> ::toolgate::__private::ToolFuture {
+                ::std::boxed::Box::pin(async move {
+                    // The guard runs before any argument is read, so no path reaches the body unchecked.
+                    __toolgate_call.guard(&[#(#permissions),*])?;
+                    __toolgate_call.deny_unknown_arguments(&[#(#known_args),*])?;
+                    #(#extract)*
+                    let __toolgate_out = #fn_ident(#(#bindings),*).await;
+                    #convert
+                })
+            }
+        };
+    }
+}
+
+/// The output schema fn and the conversion of `__toolgate_out`, each spanned at the type that decides
+/// it, so an unsupported return type is reported there.
+fn output(output: &Output) -> (TokenStream, TokenStream) {
+    match output {
+        Output::Plain(ty) => (
+            quote_spanned!(ty.span()=> <#ty as ::toolgate::__private::ToolOutput>::output_schema),
+            quote_spanned!(ty.span()=> <#ty as ::toolgate::__private::ToolOutput>::into_tool_result(__toolgate_out)),
+        ),
+        Output::Result { ok, err, whole } => {
+            let into_error = match err {
+                Some(err) => quote_spanned!(err.span()=> ::toolgate::__private::into_tool_error::<#err>),
+                None => quote_spanned!(whole.span()=> ::toolgate::__private::into_tool_error),
+            };
+            (
+                quote_spanned!(ok.span()=> <#ok as ::toolgate::__private::ToolOutput>::output_schema),
+                quote! {
+                    match __toolgate_out {
+                        ::core::result::Result::Ok(__toolgate_value) => {
+                            <#ok as ::toolgate::__private::ToolOutput>::into_tool_result(__toolgate_value)
+                        }
+                        ::core::result::Result::Err(__toolgate_error) => {
+                            ::core::result::Result::Err(#into_error(__toolgate_error))
+                        }
+                    }
+                },
+            )
+        }
+    }
+}
+
+/// Maps a valid tool name onto identifier characters, injectively.
+fn encode_name(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '-' => "_h_".to_owned(),
+            '.' => "_d_".to_owned(),
+            '_' => "__".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(attr: TokenStream, item: TokenStream) -> Vec<String> {
+        let out = mcp_tool(attr, item).to_string();
+        out.match_indices("compile_error !")
+            .map(|(i, _)| {
+                let rest = &out[i..];
+                let start = rest.find('"').unwrap() + 1;
+                let end = rest[start..].find("\" }").unwrap() + start;
+                rest[start..end].to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_tool_expands_without_errors() {
+        let out = mcp_tool(
+            quote!(name = "add", description = "Add", permissions = ["tool:add"]),
+            quote!(async fn add(a: i64, b: i64) -> i64 { a + b }),
+        )
+        .to_string();
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(out.contains("inventory :: submit"), "{out}");
+        assert!(out.contains("\"tool:add\""), "{out}");
+    }
+
+    #[test]
+    fn the_doc_comment_is_the_default_description() {
+        let out = mcp_tool(quote!(), quote!(#[doc = " Adds two numbers."] async fn add(a: i64) -> i64 { a })).to_string();
+        assert!(out.contains("description : \"Adds two numbers.\""), "{out}");
+        assert!(out.contains("name : \"add\""), "{out}");
+    }
+
+    #[test]
+    fn every_error_of_one_attribute_is_reported() {
+        let errors = errors_of(
+            quote!(name = "bad name", permission = ["x"], permissions = []),
+            quote!(fn f() {}),
+        );
+        assert_eq!(errors.len(), 5, "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("did you mean `permissions`")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("async fn")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("`permissions` is empty")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("no description")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("contains ' '")), "{errors:?}");
+    }
+
+    #[test]
+    fn one_mistake_gives_one_error_and_keeps_the_fn() {
+        let out = mcp_tool(quote!(permissions = ["a", "a"]), quote!(#[doc = "x"] async fn f() {}));
+        let text = out.to_string();
+        assert_eq!(text.matches("compile_error").count(), 1, "{text}");
+        assert!(text.contains("listed twice"), "{text}");
+        assert!(text.contains("async fn f"), "{text}");
+    }
+
+    #[test]
+    fn injected_arguments_stay_out_of_the_schema() {
+        let out = mcp_tool(
+            quote!(description = "d"),
+            quote!(async fn f(token: toolgate::AccessToken, #[arg(description = "n")] n: Option<u8>) {}),
+        )
+        .to_string();
+        assert!(out.contains("FromToolCall"), "{out}");
+        assert!(out.contains("argument (\"n\""), "{out}");
+        assert!(!out.contains("argument (\"token\""), "{out}");
+        assert!(!out.contains("# [arg"), "the #[arg] attribute must be stripped: {out}");
+    }
+
+    #[test]
+    fn name_encoding_is_injective_on_valid_names() {
+        let names = ["a-b", "a_h_b", "a.b", "a_d_b", "a_b", "a__b"];
+        let encoded: std::collections::HashSet<_> = names.iter().map(|n| encode_name(n)).collect();
+        assert_eq!(encoded.len(), names.len());
+    }
+}

@@ -1,0 +1,289 @@
+//! Validation: checks the parsed attribute and fn against the macro contract and produces the model
+//! that expansion reads. Every error is recorded; nothing stops at the first.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{Expr, Ident, Type};
+
+use crate::ast::{Attr, ToolFn};
+use crate::ctxt::Ctxt;
+
+/// Runtime types injected rather than read from the arguments object.
+const EXTRACTORS: [&str; 2] = ["AccessToken", "ToolContext"];
+const MAX_NAME_LEN: usize = 128;
+
+pub struct Tool {
+    pub name: String,
+    pub name_span: Span,
+    pub description: String,
+    pub permissions: Vec<String>,
+    pub args: Vec<ToolArg>,
+    pub output: Output,
+}
+
+pub struct ToolArg {
+    pub ident: Ident,
+    /// The property name in the input schema.
+    pub name: String,
+    pub ty: Type,
+    pub description: Option<String>,
+    pub kind: ArgKind,
+}
+
+pub enum ArgKind {
+    Schema { required: bool },
+    Injected,
+}
+
+pub enum Output {
+    Plain(Type),
+    /// `Result<T, E>`, or an alias such as `io::Result<T>` where `E` is not written.
+    Result { ok: Type, err: Option<Type>, whole: Type },
+}
+
+pub fn validate(cx: &mut Ctxt, attr: &Attr, tool: &ToolFn) -> Option<Tool> {
+    let sig = &tool.item.sig;
+    if sig.asyncness.is_none() {
+        cx.error_spanned_by(&sig.fn_token, "#[mcp_tool] needs an `async fn`: write `async fn`");
+    }
+    if let Some(constness) = &sig.constness {
+        cx.error_spanned_by(constness, "a tool cannot be a `const fn`: remove `const`");
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        cx.error_spanned_by(unsafety, "a tool cannot be an `unsafe fn`: clients call it with no way to uphold its contract; remove `unsafe`");
+    }
+    if let Some(abi) = &sig.abi {
+        cx.error_spanned_by(abi, "a tool cannot have an `extern` ABI: remove it");
+    }
+    if let Some(variadic) = &sig.variadic {
+        cx.error_spanned_by(variadic, "a tool cannot be variadic");
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        cx.error_spanned_by(&sig.generics, "a tool cannot be generic: the runtime must know each argument's type to build its schema; use concrete types");
+    }
+    if let Some(span) = tool.receiver {
+        cx.error_at(span, "#[mcp_tool] goes on free functions, not methods: `self` has no value when a client calls the tool; move the fn out of the impl block and pass state another way");
+    }
+
+    let (name, name_span) = tool_name(cx, attr, &sig.ident);
+    let description = description(cx, attr, tool);
+    let permissions = permissions(cx, attr);
+    let args = tool.args.iter().filter_map(|arg| tool_arg(cx, arg)).collect::<Vec<_>>();
+    let output = output(&sig.output);
+
+    if cx.has_errors() {
+        return None;
+    }
+    Some(Tool { name, name_span, description: description?, permissions, args, output })
+}
+
+fn string_literal(cx: &mut Ctxt, expr: &Expr, what: &str) -> Option<syn::LitStr> {
+    match expr {
+        Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => Some(s.clone()),
+        other => {
+            cx.error_spanned_by(other, format!("`{what}` takes a string literal, like `{what} = \"...\"`"));
+            None
+        }
+    }
+}
+
+fn tool_name(cx: &mut Ctxt, attr: &Attr, fn_ident: &Ident) -> (String, Span) {
+    let (name, span, from_fn) = match &attr.name {
+        Some(expr) => match string_literal(cx, expr, "name") {
+            Some(lit) => (lit.value(), lit.span(), false),
+            None => return (String::new(), expr.span()),
+        },
+        None => {
+            let name = fn_ident.to_string();
+            let name = name.strip_prefix("r#").map(str::to_owned).unwrap_or(name);
+            (name, fn_ident.span(), true)
+        }
+    };
+    let fix = if from_fn { "; set `name = \"...\"` in #[mcp_tool]" } else { "" };
+    if name.is_empty() {
+        cx.error_at(span, "the tool name is empty: MCP tool names have 1 to 128 characters");
+    } else if name.chars().count() > MAX_NAME_LEN {
+        cx.error_at(span, format!(
+            "the tool name has {} characters: MCP allows at most {MAX_NAME_LEN}{fix}",
+            name.chars().count()
+        ));
+    } else if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
+        cx.error_at(span, format!(
+            "the tool name `{name}` contains {bad:?}: MCP tool names use only A-Z, a-z, 0-9, `_`, `-` and `.`{fix}"
+        ));
+    }
+    (name, span)
+}
+
+fn description(cx: &mut Ctxt, attr: &Attr, tool: &ToolFn) -> Option<String> {
+    match &attr.description {
+        Some(expr) => {
+            let lit = string_literal(cx, expr, "description")?;
+            let text = lit.value().trim().to_owned();
+            if text.is_empty() {
+                cx.error_spanned_by(&lit, "the description is empty: say what the tool does, for the model that will call it");
+                return None;
+            }
+            Some(text)
+        }
+        None => match &tool.doc {
+            Some(doc) => Some(doc.clone()),
+            None => {
+                cx.error_spanned_by(&tool.item.sig.ident, format!(
+                    "tool `{}` has no description: add `description = \"...\"` to #[mcp_tool] or a `///` doc comment to the fn",
+                    tool.item.sig.ident
+                ));
+                None
+            }
+        },
+    }
+}
+
+fn permissions(cx: &mut Ctxt, attr: &Attr) -> Vec<String> {
+    let Some(expr) = &attr.permissions else { return Vec::new() };
+    let Expr::Array(array) = expr else {
+        cx.error_spanned_by(expr, "`permissions` takes a list of string literals, like `permissions = [\"tool:read\"]`");
+        return Vec::new();
+    };
+    if array.elems.is_empty() {
+        cx.error_spanned_by(array, "`permissions` is empty: list at least one permission, or remove the key to let any signed-in caller use the tool");
+        return Vec::new();
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for element in &array.elems {
+        let Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit), .. }) = element else {
+            cx.error_spanned_by(element, "each permission must be a string literal, like `\"tool:read\"`");
+            continue;
+        };
+        let value = lit.value();
+        if value.is_empty() {
+            cx.error_spanned_by(lit, "a permission cannot be empty: write its name, like `\"tool:read\"`");
+        } else if let Some(bad) = value.chars().find(|&c| !is_scope_char(c)) {
+            let what = match bad {
+                ' ' => "a space (a space separates permissions in OAuth scopes: list each separately)".to_owned(),
+                '"' => "`\"`".to_owned(),
+                '\\' => "`\\`".to_owned(),
+                c if !c.is_ascii() => format!("the non-ASCII character {c:?}"),
+                c => format!("the control character {c:?}"),
+            };
+            cx.error_spanned_by(lit, format!(
+                "the permission {value:?} contains {what}: OAuth scope tokens (RFC 6749 §3.3) use printable ASCII other than space, `\"` and `\\`"
+            ));
+        } else if seen.contains(&value) {
+            cx.error_spanned_by(lit, format!("the permission {value:?} is listed twice: remove the repeat"));
+        } else {
+            seen.push(value);
+        }
+    }
+    seen
+}
+
+/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+fn is_scope_char(c: char) -> bool {
+    matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')
+}
+
+fn tool_arg(cx: &mut Ctxt, arg: &crate::ast::Arg) -> Option<ToolArg> {
+    let ident = match &arg.pat {
+        syn::Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none() => p.ident.clone(),
+        other => {
+            cx.error_spanned_by(other, "give this argument a plain name (like `a: i64`): its name is the argument's name in the tool's schema, and a pattern has none");
+            return None;
+        }
+    };
+    if let Type::ImplTrait(t) = &arg.ty {
+        cx.error_spanned_by(t, "a tool argument cannot be `impl Trait`: use a concrete type");
+        return None;
+    }
+    if let Type::Reference(r) = &arg.ty {
+        cx.error_spanned_by(r, "a tool argument cannot be a reference: arguments are decoded from JSON into owned values; use an owned type such as `String`");
+        return None;
+    }
+    let name = ident.to_string();
+    let name = name.strip_prefix("r#").map(str::to_owned).unwrap_or(name);
+    let kind = if is_extractor(&arg.ty) {
+        if let Some(d) = &arg.description {
+            cx.error_spanned_by(d, "this argument is injected by the runtime and is not in the schema: remove its description");
+        }
+        ArgKind::Injected
+    } else {
+        ArgKind::Schema { required: !is_option(&arg.ty) }
+    };
+    Some(ToolArg { ident, name, ty: arg.ty.clone(), description: arg.description.as_ref().map(|d| d.value()), kind })
+}
+
+fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
+        Type::Group(g) => last_segment(&g.elem),
+        Type::Paren(p) => last_segment(&p.elem),
+        _ => None,
+    }
+}
+
+fn generic_types(segment: &syn::PathSegment) -> Vec<&Type> {
+    match &segment.arguments {
+        syn::PathArguments::AngleBracketed(args) => args
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                syn::GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn is_extractor(ty: &Type) -> bool {
+    let Some(segment) = last_segment(ty) else { return false };
+    let name = segment.ident.to_string();
+    if EXTRACTORS.contains(&name.as_str()) {
+        return true;
+    }
+    name == "Option" && generic_types(segment).first().is_some_and(|inner| is_extractor(inner))
+}
+
+fn is_option(ty: &Type) -> bool {
+    last_segment(ty).is_some_and(|s| s.ident == "Option")
+}
+
+fn output(ret: &syn::ReturnType) -> Output {
+    let ty = match ret {
+        syn::ReturnType::Default => return Output::Plain(syn::parse_quote!(())),
+        syn::ReturnType::Type(_, ty) => (**ty).clone(),
+    };
+    if let Some(segment) = last_segment(&ty)
+        && segment.ident == "Result"
+    {
+        let types = generic_types(segment);
+        if let Some(ok) = types.first() {
+            return Output::Result { ok: (*ok).clone(), err: types.get(1).map(|e| (*e).clone()), whole: ty.clone() };
+        }
+    }
+    Output::Plain(ty)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_characters_follow_rfc_6749() {
+        assert!("tool:get_user_info".chars().all(is_scope_char));
+        assert!("read:a/b-c.d~e!#$%&'()*+,;<=>?@[]^_`{|}".chars().all(is_scope_char));
+        for bad in [' ', '"', '\\', 'é', '\n', '\x7f'] {
+            assert!(!is_scope_char(bad), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn extractors_are_recognised_by_their_last_segment() {
+        for ty in ["AccessToken", "toolgate::AccessToken", "Option<AccessToken>", "ToolContext"] {
+            assert!(is_extractor(&syn::parse_str(ty).unwrap()), "{ty}");
+        }
+        for ty in ["i64", "Option<i64>", "Vec<AccessToken>", "String"] {
+            assert!(!is_extractor(&syn::parse_str(ty).unwrap()), "{ty}");
+        }
+    }
+}
