@@ -1,0 +1,248 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, Validation, errors::ErrorKind};
+use openidconnect::IssuerUrl;
+use openidconnect::core::CoreProviderMetadata;
+
+use super::http_client::{OpenIdHttp, outbound_client};
+use super::jwks::JwksCache;
+use super::userinfo::{UserInfoClient, unix_now};
+use super::{AccessToken, AuthError, AuthProvider, Claims, SecretString};
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+const LEEWAY_SECONDS: u64 = 30;
+/// The least time between two JWKS fetches caused by unknown `kid`s.
+const JWKS_COOLDOWN: Duration = Duration::from_secs(30);
+/// Tokens longer than this are refused unread: a JWT from Auth0 is about 1 KiB.
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Where the Auth0 tenant is and what it issues for us.
+#[derive(Clone, Debug)]
+pub struct Auth0Settings {
+    /// The tenant's base URL: `https://DOMAIN`, or plain http on loopback for a local stand-in.
+    pub domain: url::Url,
+    /// The application's client id.
+    pub client_id: String,
+    /// The application's client secret.
+    pub client_secret: SecretString,
+    /// The API identifier our tokens must carry in `aud`.
+    pub audience: String,
+}
+
+/// Verifies Auth0 access tokens: OpenID discovery, a JWKS cache, RS256 only, and a cache of verified
+/// tokens so a repeated token costs no cryptography.
+#[derive(Clone)]
+pub struct Auth0Provider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Auth0Settings,
+    http: reqwest::Client,
+    discovered: tokio::sync::OnceCell<Discovered>,
+    verified: moka::sync::Cache<String, AccessToken>,
+}
+
+struct Discovered {
+    metadata: CoreProviderMetadata,
+    validation: Validation,
+    keys: JwksCache,
+    userinfo: Option<Arc<UserInfoClient>>,
+}
+
+struct ExpireAtExp;
+
+impl moka::Expiry<String, AccessToken> for ExpireAtExp {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        token: &AccessToken,
+        _now: Instant,
+    ) -> Option<Duration> {
+        let left = token.claims().exp - unix_now();
+        Some(Duration::from_secs(u64::try_from(left).unwrap_or(0)))
+    }
+}
+
+impl Auth0Provider {
+    /// Makes the provider; nothing is fetched until the first token (or `warm_up`).
+    pub fn new(settings: Auth0Settings) -> Result<Self, crate::Error> {
+        let verified = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .expire_after(ExpireAtExp)
+            .build();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                settings,
+                http: outbound_client(),
+                discovered: tokio::sync::OnceCell::new(),
+                verified,
+            }),
+        })
+    }
+
+    /// The settings it was made with.
+    pub fn settings(&self) -> &Auth0Settings {
+        &self.inner.settings
+    }
+
+    /// The issuer, as discovered (Auth0's ends with `/`).
+    pub async fn issuer(&self) -> Result<String, AuthError> {
+        Ok(self.discovered().await?.metadata.issuer().to_string())
+    }
+
+    /// The discovered OpenID metadata.
+    pub async fn metadata(&self) -> Result<CoreProviderMetadata, AuthError> {
+        Ok(self.discovered().await?.metadata.clone())
+    }
+
+    /// Discovery runs once; a failed attempt is retried by the next caller.
+    async fn discovered(&self) -> Result<&Discovered, AuthError> {
+        self.inner
+            .discovered
+            .get_or_try_init(|| self.discover())
+            .await
+    }
+
+    async fn discover(&self) -> Result<Discovered, AuthError> {
+        let base = self
+            .inner
+            .settings
+            .domain
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned();
+        let http = OpenIdHttp(self.inner.http.clone());
+        // Auth0's issuer ends with a slash; other providers' often does not. The issuer must match
+        // the discovery document exactly, so try Auth0's form first.
+        let mut last_error = String::new();
+        for issuer in [format!("{base}/"), base.clone()] {
+            let issuer_url =
+                IssuerUrl::new(issuer).map_err(|e| AuthError::Unavailable(e.to_string()))?;
+            match CoreProviderMetadata::discover_async(issuer_url, &http).await {
+                Ok(metadata) => return Ok(self.discovered_from(metadata)),
+                Err(error) => last_error = error.to_string(),
+            }
+        }
+        tracing::warn!(domain = %base, error = %last_error, "OpenID discovery failed");
+        Err(AuthError::Unavailable(format!(
+            "OpenID discovery at {base} failed: {last_error}"
+        )))
+    }
+
+    fn discovered_from(&self, metadata: CoreProviderMetadata) -> Discovered {
+        let issuer = metadata.issuer().to_string();
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.algorithms = vec![Algorithm::RS256];
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&issuer]);
+        validation.set_audience(&[&self.inner.settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // openidconnect fetched the JWKS during discovery; reuse it rather than fetch again.
+        let initial: JwkSet = serde_json::to_value(metadata.jwks())
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or(JwkSet { keys: Vec::new() });
+        let keys = JwksCache::new(
+            &initial,
+            metadata.jwks_uri().to_string(),
+            self.inner.http.clone(),
+            JWKS_COOLDOWN,
+        );
+        let userinfo_endpoint = metadata
+            .userinfo_endpoint()
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| format!("{}/userinfo", issuer.trim_end_matches('/')));
+        let userinfo = Some(Arc::new(UserInfoClient::new(
+            self.inner.http.clone(),
+            userinfo_endpoint,
+        )));
+        tracing::info!(%issuer, keys = initial.keys.len(), "OpenID discovery done");
+        Discovered {
+            metadata,
+            validation,
+            keys,
+            userinfo,
+        }
+    }
+
+    async fn verify_uncached(&self, raw: &str) -> Result<AccessToken, AuthError> {
+        if raw.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::Invalid("the token is too long".into()));
+        }
+        let header = jsonwebtoken::decode_header(raw)
+            .map_err(|e| AuthError::Invalid(format!("malformed: {e}")))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(AuthError::Invalid(format!(
+                "algorithm {:?} is not RS256",
+                header.alg
+            )));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| AuthError::Invalid("no `kid` in the header".into()))?;
+        let discovered = self.discovered().await?;
+        let key = discovered
+            .keys
+            .key_for(&kid)
+            .await?
+            .ok_or_else(|| AuthError::Invalid(format!("unknown signing key `{kid}`")))?;
+        let data =
+            jsonwebtoken::decode::<Claims>(raw, &key, &discovered.validation).map_err(|e| {
+                AuthError::Invalid(match e.kind() {
+                    ErrorKind::ExpiredSignature => "expired".to_owned(),
+                    ErrorKind::ImmatureSignature => "not valid yet (nbf)".to_owned(),
+                    ErrorKind::InvalidIssuer => "wrong issuer".to_owned(),
+                    ErrorKind::InvalidAudience => "wrong audience".to_owned(),
+                    ErrorKind::InvalidSignature => "bad signature".to_owned(),
+                    ErrorKind::MissingRequiredClaim(claim) => format!("missing claim `{claim}`"),
+                    other => format!("{other:?}"),
+                })
+            })?;
+        Ok(AccessToken::new(
+            raw.to_owned(),
+            data.claims,
+            discovered.userinfo.clone(),
+        ))
+    }
+}
+
+impl AuthProvider for Auth0Provider {
+    fn name(&self) -> &'static str {
+        "auth0"
+    }
+
+    fn verify<'a>(&'a self, raw: &'a str) -> BoxFuture<'a, Result<AccessToken, AuthError>> {
+        Box::pin(async move {
+            if let Some(token) = self.inner.verified.get(raw) {
+                // The cache expires entries at `exp`; this guards the instant between.
+                if token.claims().exp + LEEWAY_SECONDS as i64 > unix_now() {
+                    return Ok(token);
+                }
+            }
+            let token = self.verify_uncached(raw).await?;
+            self.inner.verified.insert(raw.to_owned(), token.clone());
+            Ok(token)
+        })
+    }
+
+    fn authorization_servers(&self) -> BoxFuture<'_, Result<Vec<String>, AuthError>> {
+        Box::pin(async move { Ok(vec![self.issuer().await?]) })
+    }
+
+    fn warm_up(&self) -> BoxFuture<'_, Result<(), AuthError>> {
+        Box::pin(async move { self.discovered().await.map(|_| ()) })
+    }
+}
+
+impl std::fmt::Debug for Auth0Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth0Provider")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}

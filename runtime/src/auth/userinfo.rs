@@ -1,0 +1,164 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::AccessToken;
+use crate::tool::{ToolError, ToolErrorKind};
+
+/// How long a profile is reused at most, whatever the token's lifetime.
+const PROFILE_TTL: Duration = Duration::from_secs(600);
+
+/// The caller's profile, as the identity provider's `/userinfo` returns it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UserInfo {
+    /// Subject: the same as the token's `sub`.
+    pub sub: String,
+    /// Full name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Nickname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nickname: Option<String>,
+    /// E-mail address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Whether the e-mail address was verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+    /// Picture URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture: Option<String>,
+    /// When the profile last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    /// Every other field.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Clone)]
+struct CachedProfile {
+    info: Arc<UserInfo>,
+    expires: Instant,
+}
+
+struct ExpireWithToken;
+
+impl moka::Expiry<String, CachedProfile> for ExpireWithToken {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &CachedProfile,
+        now: Instant,
+    ) -> Option<Duration> {
+        Some(value.expires.saturating_duration_since(now))
+    }
+}
+
+/// Calls `/userinfo` on behalf of tools, coalescing and caching per token.
+pub(crate) struct UserInfoClient {
+    http: reqwest::Client,
+    endpoint: String,
+    cache: moka::future::Cache<String, CachedProfile>,
+}
+
+impl UserInfoClient {
+    pub(crate) fn new(http: reqwest::Client, endpoint: String) -> Self {
+        let cache = moka::future::Cache::builder()
+            .max_capacity(50_000)
+            .expire_after(ExpireWithToken)
+            .build();
+        Self {
+            http,
+            endpoint,
+            cache,
+        }
+    }
+
+    pub(crate) async fn fetch(&self, token: &AccessToken) -> Result<UserInfo, ToolError> {
+        let key = token.token().secret().to_owned();
+        self.cache
+            .try_get_with(key, self.request(token))
+            .await
+            .map(|cached| (*cached.info).clone())
+            .map_err(|error| (*error).clone())
+    }
+
+    async fn request(&self, token: &AccessToken) -> Result<CachedProfile, ToolError> {
+        let response = self
+            .http
+            .get(&self.endpoint)
+            .bearer_auth(token.token().secret())
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "userinfo request failed");
+                ToolError::with_kind(
+                    ToolErrorKind::UserInfoUnavailable,
+                    "the identity provider's userinfo endpoint could not be reached",
+                )
+            })?;
+        let status = response.status();
+        match status.as_u16() {
+            200 => {}
+            401 | 403 => {
+                return Err(ToolError::with_kind(
+                    ToolErrorKind::UserInfoUnauthorized,
+                    format!(
+                        "the identity provider refused this token at userinfo (HTTP {status}); sign in again with the `openid` scope"
+                    ),
+                ));
+            }
+            429 => {
+                let retry_after = response
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                return Err(ToolError::with_kind(
+                    ToolErrorKind::UserInfoRateLimited,
+                    "the identity provider is rate-limiting userinfo requests; try again later",
+                )
+                .with_data(serde_json::json!({ "retry_after_seconds": retry_after })));
+            }
+            _ => {
+                return Err(ToolError::with_kind(
+                    ToolErrorKind::UserInfoUnavailable,
+                    format!("the identity provider's userinfo endpoint failed (HTTP {status})"),
+                ));
+            }
+        }
+        let info: UserInfo = response.json().await.map_err(|error| {
+            tracing::warn!(%error, "userinfo returned a body that is not a profile");
+            ToolError::with_kind(
+                ToolErrorKind::UserInfoUnavailable,
+                "the identity provider's userinfo response was not a profile",
+            )
+        })?;
+        if info.sub != token.claims().sub {
+            tracing::warn!("userinfo returned a profile for another subject; refusing it");
+            return Err(ToolError::with_kind(
+                ToolErrorKind::UserInfoMismatch,
+                "the identity provider returned a profile for a different user than the token's subject",
+            ));
+        }
+        let now = Instant::now();
+        let token_left = u64::try_from(token.claims().exp - unix_now()).unwrap_or(0);
+        let expires = now + PROFILE_TTL.min(Duration::from_secs(token_left));
+        Ok(CachedProfile {
+            info: Arc::new(info),
+            expires,
+        })
+    }
+}
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

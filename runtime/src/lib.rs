@@ -1,0 +1,57 @@
+//! toolgate: publish MCP tools, guarded by Auth0 permissions, from annotated `async fn`s.
+//!
+//! ```ignore
+//! use toolgate::{mcp_tool, AccessToken, ToolError};
+//!
+//! /// Adds two integers.
+//! #[mcp_tool]
+//! async fn add(a: i64, b: i64) -> i64 { a + b }
+//!
+//! #[mcp_tool(name = "whoami", description = "The caller's subject", permissions = ["tool:whoami"])]
+//! async fn whoami(token: AccessToken) -> String { token.claims().sub.clone() }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), toolgate::Error> {
+//!     toolgate::Server::from_env()?.serve().await
+//! }
+//! ```
+
+mod auth;
+mod config;
+mod error;
+mod server;
+mod tool;
+
+pub use auth::{
+    AccessToken, AccessTokenRejection, Audience, Auth0Provider, Auth0Settings, AuthError,
+    AuthProvider, Challenge, Claims, KNOWN_PROVIDERS, SecretString, UserInfo, get_auth_provider,
+    require_permissions,
+};
+pub use config::{AuthConfig, Config, ConfigError, DEFAULT_BASE_URL, ProviderConfig, RedisConfig};
+pub use error::Error;
+pub use server::{DEFAULT_BODY_LIMIT, Server, ServerBuilder};
+pub use tool::{
+    Contents, Registry, Tool, ToolCall, ToolContext, ToolDef, ToolError, ToolErrorKind,
+};
+pub use toolgate_macros::mcp_tool;
+
+/// rmcp, for content blocks and other protocol types a tool may return.
+pub use rmcp;
+
+/// What `#[mcp_tool]` expansions call. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+    pub use rmcp::model::JsonObject;
+
+    pub use crate::tool::context::FromToolCall;
+    pub use crate::tool::{
+        InputSchema, Tool, ToolArgument, ToolCall, ToolDef, ToolFuture, ToolOutput,
+        ToolRegistration,
+    };
+
+    /// Converts a tool's `Err` value.
+    pub fn into_tool_error<E: Into<crate::ToolError>>(error: E) -> crate::ToolError {
+        error.into()
+    }
+}

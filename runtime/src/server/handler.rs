@@ -1,0 +1,112 @@
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, ErrorData, Implementation, JsonObject,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool as McpTool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, ServerHandler};
+use serde_json::json;
+
+use super::Shared;
+use crate::auth::AccessToken;
+use crate::tool::{ToolCall, ToolError};
+
+/// The rmcp handler: lists and calls the registry's tools.
+#[derive(Clone)]
+pub(crate) struct ToolgateHandler {
+    shared: Arc<Shared>,
+}
+
+impl ToolgateHandler {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Tools that declare permissions are callable only with auth on and a token that holds them.
+    fn may_call(&self, permissions: &[&str], token: Option<&AccessToken>) -> bool {
+        if permissions.is_empty() {
+            return true;
+        }
+        self.shared.auth_enabled() && token.is_some_and(|t| t.has_permissions(permissions))
+    }
+}
+
+fn token_of(context: &RequestContext<RoleServer>) -> Option<AccessToken> {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<AccessToken>())
+        .cloned()
+}
+
+impl ServerHandler for ToolgateHandler {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("toolgate", env!("CARGO_PKG_VERSION")))
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let token = token_of(&context);
+        let list_all = self.shared.config.list_all_tools && self.shared.auth_enabled();
+        let tools: Vec<McpTool> = self
+            .shared
+            .registry
+            .iter()
+            .filter_map(|tool| {
+                let permissions = tool.def.permissions;
+                if self.may_call(permissions, token.as_ref()) && !list_all {
+                    return Some(tool.listing.clone());
+                }
+                if !list_all || !self.shared.auth_enabled() {
+                    return None;
+                }
+                let mut listing = tool.listing.clone();
+                let mut meta = JsonObject::new();
+                meta.insert("toolgate/permissions".into(), json!(permissions));
+                listing.meta = Some(rmcp::model::MetaObject(meta));
+                Some(listing)
+            })
+            .collect();
+        Ok(ListToolsResult {
+            tools,
+            ..Default::default()
+        })
+    }
+
+    fn get_tool(&self, name: &str) -> Option<McpTool> {
+        self.shared.registry.get(name).map(|t| t.listing.clone())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let Some(tool) = self.shared.registry.get(&request.name) else {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool `{}`", request.name),
+                Some(json!({ "tool": request.name })),
+            ));
+        };
+        if !tool.def.permissions.is_empty() && !self.shared.auth_enabled() {
+            // Fail closed: with auth off nobody can hold a permission.
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "tool `{}` requires permissions and authentication is off on this server",
+                    tool.def.name
+                ),
+                Some(json!({ "tool": tool.def.name })),
+            ));
+        }
+        let token = token_of(&context);
+        let call = ToolCall::new(tool.def.name, request.arguments.unwrap_or_default(), token)
+            .with_context(context);
+        let outcome = (tool.def.handler)(call).await;
+        outcome.or_else(ToolError::into_response).map(Into::into)
+    }
+}

@@ -1,0 +1,266 @@
+//! The MCP server: an axum router with the authentication gate in front of rmcp's streamable HTTP
+//! service.
+
+mod gate;
+mod handler;
+mod metadata;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::net::TcpListener;
+
+use crate::Error;
+use crate::auth::{AuthProvider, Challenge, get_auth_provider};
+use crate::config::Config;
+use crate::tool::{Registry, Tool, ToolDef};
+
+/// The default limit on a request body.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// What every request handler shares.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) registry: Registry,
+    pub(crate) provider: Option<Arc<dyn AuthProvider>>,
+    pub(crate) challenge: Challenge,
+    pub(crate) allowed_hosts: Vec<String>,
+    pub(crate) body_limit: usize,
+}
+
+impl Shared {
+    pub(crate) fn auth_enabled(&self) -> bool {
+        self.provider.is_some()
+    }
+}
+
+/// A configured MCP server: call [`Server::serve`], or mount [`Server::router`] yourself.
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+enum ToolSelection {
+    Linked,
+    Explicit(Vec<&'static ToolDef>),
+}
+
+/// Builds a [`Server`].
+pub struct ServerBuilder {
+    config: Config,
+    tools: ToolSelection,
+    provider: Option<Arc<dyn AuthProvider>>,
+    body_limit: usize,
+}
+
+impl Server {
+    /// The seed's set-up: configuration from the environment and `.env`, every `#[mcp_tool]` in the
+    /// binary.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::builder().config(Config::from_env()?).build()
+    }
+
+    /// A builder with auth off, the default base URL, and every linked tool.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            config: Config::without_auth(
+                url::Url::parse(crate::config::DEFAULT_BASE_URL).expect("valid"),
+            ),
+            tools: ToolSelection::Linked,
+            provider: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The published tools.
+    pub fn registry(&self) -> &Registry {
+        &self.shared.registry
+    }
+
+    /// The auth provider, when auth is on.
+    pub fn auth_provider(&self) -> Option<&Arc<dyn AuthProvider>> {
+        self.shared.provider.as_ref()
+    }
+
+    /// The routes: `/mcp`, the protected-resource metadata, `/healthz`.
+    pub fn router(&self) -> Router {
+        let shared = self.shared.clone();
+        let mut rmcp_config = StreamableHttpServerConfig::default()
+            // Host and Origin are checked by our own layer, before authentication.
+            .disable_allowed_hosts()
+            .with_max_request_body_bytes(shared.body_limit);
+        if shared.config.stateless {
+            rmcp_config = rmcp_config
+                .with_legacy_session_mode(false)
+                .with_json_response(true);
+        }
+        let handler_shared = shared.clone();
+        let mcp = StreamableHttpService::new(
+            move || Ok(handler::ToolgateHandler::new(handler_shared.clone())),
+            Arc::new(LocalSessionManager::default()),
+            rmcp_config,
+        );
+        Router::new()
+            .route_service("/mcp", mcp)
+            .route_layer(axum::middleware::from_fn_with_state(
+                shared.clone(),
+                gate::gate,
+            ))
+            .route(
+                "/.well-known/oauth-protected-resource",
+                get(metadata::protected_resource),
+            )
+            .route(
+                "/.well-known/oauth-protected-resource/mcp",
+                get(metadata::protected_resource),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                shared.clone(),
+                gate::check_host,
+            ))
+            .route("/healthz", get(|| async { "ok" }))
+            .with_state(shared)
+    }
+
+    /// Listens where `RESOURCE_BASE_URL` says (its port; loopback when its host is loopback).
+    pub async fn serve(self) -> Result<(), Error> {
+        let addr = self.default_listen_addr();
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        self.serve_on(listener).await
+    }
+
+    /// The address `serve` binds.
+    pub fn default_listen_addr(&self) -> SocketAddr {
+        let url = &self.shared.config.resource_base_url;
+        let port = url.port_or_known_default().unwrap_or(8000);
+        let ip = if gate::is_loopback_url(url) {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        };
+        SocketAddr::new(ip, port)
+    }
+
+    /// Serves on a listener you opened, until Ctrl-C.
+    pub async fn serve_on(self, listener: TcpListener) -> Result<(), Error> {
+        self.warm_up().await;
+        let local = listener.local_addr().map_err(Error::Serve)?;
+        tracing::info!(addr = %local, resource = %self.shared.config.resource_uri(), tools = self.shared.registry.len(), "toolgate is serving");
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .map_err(Error::Serve)
+    }
+
+    /// Reaches the identity provider once, so a misconfiguration shows at start rather than on the
+    /// first request. A failure is logged, not fatal: requests fail closed (503) until it recovers.
+    pub async fn warm_up(&self) {
+        match &self.shared.provider {
+            None => tracing::warn!(
+                "authentication is OFF (AUTH_ENABLED is not true): tools that declare permissions are hidden and refused"
+            ),
+            Some(provider) => {
+                if let Err(error) = provider.warm_up().await {
+                    tracing::error!(%error, "the identity provider is not reachable yet; requests get 503 until it is");
+                }
+            }
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// Uses this configuration (auth, base URL, modes).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Publishes this tool; the first call switches from "every linked tool" to an explicit set.
+    pub fn tool<T: Tool>(self) -> Self {
+        self.tool_def(T::DEF)
+    }
+
+    /// Publishes a tool by its definition.
+    pub fn tool_def(mut self, def: &'static ToolDef) -> Self {
+        match &mut self.tools {
+            ToolSelection::Explicit(defs) => defs.push(def),
+            ToolSelection::Linked => self.tools = ToolSelection::Explicit(vec![def]),
+        }
+        self
+    }
+
+    /// Uses this provider instead of the one the configuration names (turns auth on).
+    pub fn auth_provider(mut self, provider: Arc<dyn AuthProvider>) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// No MCP sessions and JSON responses (`TOOLGATE_STATELESS`).
+    pub fn stateless(mut self, stateless: bool) -> Self {
+        self.config.stateless = stateless;
+        self
+    }
+
+    /// Lists every tool, with its permissions in `_meta` (`TOOLGATE_LIST_ALL_TOOLS`).
+    pub fn list_all_tools(mut self, list_all: bool) -> Self {
+        self.config.list_all_tools = list_all;
+        self
+    }
+
+    /// The largest request body accepted, in bytes.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Checks the tools and builds the server.
+    pub fn build(self) -> Result<Server, Error> {
+        let registry = match self.tools {
+            ToolSelection::Linked => Registry::from_linked()?,
+            ToolSelection::Explicit(defs) => Registry::new(defs)?,
+        };
+        let provider = match (self.provider, &self.config.auth) {
+            (Some(provider), _) => Some(provider),
+            (None, Some(auth)) => Some(get_auth_provider(auth)?),
+            (None, None) => None,
+        };
+        let base = self.config.base_url();
+        let mut scopes: Vec<String> = ["openid", "profile", "email"].map(String::from).to_vec();
+        scopes.extend(
+            registry
+                .declared_permissions()
+                .into_iter()
+                .map(String::from),
+        );
+        let challenge = Challenge::new(
+            format!("{base}/.well-known/oauth-protected-resource/mcp"),
+            scopes.join(" "),
+        );
+        let allowed_hosts = gate::allowed_hosts(&self.config.resource_base_url);
+        Ok(Server {
+            shared: Arc::new(Shared {
+                config: self.config,
+                registry,
+                provider,
+                challenge,
+                allowed_hosts,
+                body_limit: self.body_limit,
+            }),
+        })
+    }
+}

@@ -1,0 +1,136 @@
+use std::borrow::Cow;
+use std::fmt;
+
+use rmcp::model::{CallToolResult, ContentBlock, ErrorCode, ErrorData};
+use serde_json::{Value, json};
+
+/// Why a tool call failed. Most kinds become a tool result with `isError: true` (the caller's model
+/// sees the message); argument and permission problems become JSON-RPC errors, as MCP asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ToolErrorKind {
+    /// The tool ran and failed.
+    Execution,
+    /// The arguments do not match the input schema.
+    InvalidArguments,
+    /// The caller lacks a permission the tool declares.
+    PermissionDenied,
+    /// The tool needs a signed-in caller and there is none.
+    Unauthenticated,
+    /// The identity provider refused the token at `/userinfo` (401).
+    UserInfoUnauthorized,
+    /// The identity provider rate-limited `/userinfo` (429).
+    UserInfoRateLimited,
+    /// The identity provider's `/userinfo` failed or could not be reached.
+    UserInfoUnavailable,
+    /// The profile returned by `/userinfo` belongs to someone else.
+    UserInfoMismatch,
+}
+
+impl ToolErrorKind {
+    /// A stable machine-readable name, sent in the result's `_meta`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Execution => "execution",
+            Self::InvalidArguments => "invalid_arguments",
+            Self::PermissionDenied => "permission_denied",
+            Self::Unauthenticated => "unauthenticated",
+            Self::UserInfoUnauthorized => "userinfo_unauthorized",
+            Self::UserInfoRateLimited => "userinfo_rate_limited",
+            Self::UserInfoUnavailable => "userinfo_unavailable",
+            Self::UserInfoMismatch => "userinfo_subject_mismatch",
+        }
+    }
+}
+
+/// The error type of tools. Any `std::error::Error` converts into it, so `?` works in tool bodies.
+///
+/// Like `anyhow::Error`, it deliberately does not implement `std::error::Error` itself: that is what
+/// lets the blanket `From` impl exist.
+#[derive(Clone)]
+pub struct ToolError {
+    kind: ToolErrorKind,
+    message: Cow<'static, str>,
+    data: Option<Value>,
+}
+
+impl ToolError {
+    /// A failure of the tool itself, shown to the caller.
+    pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::with_kind(ToolErrorKind::Execution, message)
+    }
+
+    /// A failure of a given kind.
+    pub fn with_kind(kind: ToolErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Arguments that do not fit the schema: a JSON-RPC invalid-params error.
+    pub fn invalid_arguments(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::with_kind(ToolErrorKind::InvalidArguments, message)
+    }
+
+    /// Attaches machine-readable detail.
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    /// What went wrong, by kind.
+    pub fn kind(&self) -> ToolErrorKind {
+        self.kind
+    }
+
+    /// The message shown to the caller.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Turns the error into what MCP sends back: a JSON-RPC error for protocol-level problems,
+    /// otherwise a tool result flagged as an error.
+    pub(crate) fn into_response(self) -> Result<CallToolResult, ErrorData> {
+        match self.kind {
+            ToolErrorKind::InvalidArguments => {
+                Err(ErrorData::invalid_params(self.message, self.data))
+            }
+            ToolErrorKind::PermissionDenied | ToolErrorKind::Unauthenticated => Err(
+                ErrorData::new(ErrorCode::INVALID_REQUEST, self.message, self.data),
+            ),
+            kind => {
+                let mut result = CallToolResult::error(vec![ContentBlock::text(self.message)]);
+                let mut meta = rmcp::model::JsonObject::new();
+                meta.insert("toolgate/error".into(), json!(kind.as_str()));
+                if let Some(data) = self.data {
+                    meta.insert("toolgate/detail".into(), data);
+                }
+                result.meta = Some(rmcp::model::MetaObject(meta));
+                Ok(result)
+            }
+        }
+    }
+}
+
+impl fmt::Display for ToolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for ToolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ToolError")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for ToolError {
+    fn from(error: E) -> Self {
+        Self::new(error.to_string())
+    }
+}

@@ -1,0 +1,96 @@
+//! Support for the integration tests: servers on ephemeral loopback ports and MCP clients for them.
+
+use std::net::SocketAddr;
+
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{RoleClient, ServiceExt};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use toolgate::ServerBuilder;
+use url::Url;
+
+/// A server running on `127.0.0.1:<ephemeral>`; stopped on drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Binds a port, lets `build` configure the server for that base URL, and serves it.
+    pub async fn start(build: impl FnOnce(Url) -> ServerBuilder) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind an ephemeral port");
+        let addr = listener.local_addr().unwrap();
+        let base = Url::parse(&format!("http://127.0.0.1:{}", addr.port())).unwrap();
+        let server = build(base).build().expect("the server builds");
+        server.warm_up().await;
+        let router = server.router();
+        let task = tokio::spawn(async move {
+            axum_serve(listener, router).await;
+        });
+        Self { addr, task }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.addr.port())
+    }
+
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base_url())
+    }
+
+    /// An rmcp client over streamable HTTP, with a bearer token when given.
+    pub async fn client(
+        &self,
+        token: Option<&str>,
+    ) -> Result<RunningService<RoleClient, ()>, String> {
+        let mut config = StreamableHttpClientTransportConfig::with_uri(self.mcp_url());
+        if let Some(token) = token {
+            config = config.auth_header(token.to_owned());
+        }
+        let transport = StreamableHttpClientTransport::from_config(config);
+        ().serve(transport).await.map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn axum_serve(listener: TcpListener, router: axum::Router) {
+    let _ = axum::serve(listener, router).await;
+}
+
+/// A JSON-RPC `tools/call` body, for raw HTTP tests.
+pub fn tools_call_body(name: &str, arguments: serde_json::Value) -> String {
+    serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": { "name": name, "arguments": arguments }
+    })
+    .to_string()
+}
+
+/// The headers an MCP client sends on a POST, at protocol version 2025-11-25.
+pub fn mcp_post(client: &reqwest::Client, url: &str, body: String) -> reqwest::RequestBuilder {
+    mcp_post_as(client, url, body, "2025-11-25")
+}
+
+/// The headers an MCP client sends on a POST, at a given protocol version.
+pub fn mcp_post_as(
+    client: &reqwest::Client,
+    url: &str,
+    body: String,
+    version: &str,
+) -> reqwest::RequestBuilder {
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", version)
+        .body(body)
+}
