@@ -15,6 +15,8 @@ pub struct Attr {
     pub name: Option<Expr>,
     pub description: Option<Expr>,
     pub permissions: Option<Expr>,
+    /// Valid keys that unknown keys looked like, so validation does not also report them missing.
+    pub misspelt: Vec<&'static str>,
 }
 
 /// One fn argument.
@@ -39,7 +41,10 @@ pub fn parse_attr(cx: &mut Ctxt, tokens: TokenStream) -> Attr {
         while !input.is_empty() {
             let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
             if !input.peek(Token![=]) {
-                cx.error_spanned_by(&key, format!("expected `{key} = ...`: every key of #[mcp_tool] takes a value"));
+                cx.error_spanned_by(
+                    &key,
+                    format!("expected `{key} = ...`: every key of #[mcp_tool] takes a value"),
+                );
                 return Ok(());
             }
             input.parse::<Token![=]>()?;
@@ -49,7 +54,9 @@ pub fn parse_attr(cx: &mut Ctxt, tokens: TokenStream) -> Attr {
                 "description" => Some(&mut attr.description),
                 "permissions" => Some(&mut attr.permissions),
                 other => {
-                    cx.error_spanned_by(&key, unknown_key_message(other));
+                    let nearest = nearest_key(other);
+                    cx.error_spanned_by(&key, unknown_key_message(other, nearest));
+                    attr.misspelt.extend(nearest);
                     None
                 }
             };
@@ -73,15 +80,20 @@ pub fn parse_attr(cx: &mut Ctxt, tokens: TokenStream) -> Attr {
     attr
 }
 
-fn unknown_key_message(key: &str) -> String {
-    let nearest = KEYS
-        .iter()
+fn nearest_key(key: &str) -> Option<&'static str> {
+    KEYS.iter()
         .map(|k| (strsim::jaro_winkler(k, key), *k))
         .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+fn unknown_key_message(key: &str, nearest: Option<&str>) -> String {
     match nearest {
-        Some((_, k)) => format!("unknown key `{key}`: did you mean `{k}`?"),
-        None => format!("unknown key `{key}`: #[mcp_tool] takes `name`, `description` and `permissions`"),
+        Some(k) => format!("unknown key `{key}`: did you mean `{k}`?"),
+        None => format!(
+            "unknown key `{key}`: #[mcp_tool] takes `name`, `description` and `permissions`"
+        ),
     }
 }
 
@@ -97,10 +109,13 @@ pub fn parse_item(cx: &mut Ctxt, tokens: TokenStream) -> Option<ToolFn> {
     let mut item = match item {
         syn::Item::Fn(item) => item,
         other => {
-            cx.error_spanned_by(item_keyword(&other), format!(
-                "#[mcp_tool] goes on an `async fn`, not on {}",
-                item_kind(&other)
-            ));
+            cx.error_spanned_by(
+                item_keyword(&other),
+                format!(
+                    "#[mcp_tool] goes on an `async fn`, not on {}",
+                    item_kind(&other)
+                ),
+            );
             return None;
         }
     };
@@ -112,11 +127,20 @@ pub fn parse_item(cx: &mut Ctxt, tokens: TokenStream) -> Option<ToolFn> {
             syn::FnArg::Receiver(r) => receiver = Some(r.span()),
             syn::FnArg::Typed(typed) => {
                 let description = take_arg_attrs(cx, &mut typed.attrs);
-                args.push(Arg { pat: (*typed.pat).clone(), ty: (*typed.ty).clone(), description });
+                args.push(Arg {
+                    pat: (*typed.pat).clone(),
+                    ty: (*typed.ty).clone(),
+                    description,
+                });
             }
         }
     }
-    Some(ToolFn { item, args, receiver, doc })
+    Some(ToolFn {
+        item,
+        args,
+        receiver,
+        doc,
+    })
 }
 
 /// Removes `#[arg(...)]` from a parameter and returns its description.
@@ -134,7 +158,10 @@ fn take_arg_attrs(cx: &mut Ctxt, attrs: &mut Vec<syn::Attribute>) -> Option<LitS
                 if description.is_some() {
                     cx.error_spanned_by(&meta.path, "`description` is given twice: keep one");
                 } else if value.value().trim().is_empty() {
-                    cx.error_spanned_by(&value, "the argument's description is empty: write one or remove it");
+                    cx.error_spanned_by(
+                        &value,
+                        "the argument's description is empty: write one or remove it",
+                    );
                 } else {
                     description = Some(value);
                 }
@@ -157,7 +184,10 @@ fn doc_comment(attrs: &[syn::Attribute]) -> Option<String> {
         .filter(|a| a.path().is_ident("doc"))
         .filter_map(|a| match &a.meta {
             syn::Meta::NameValue(nv) => match &nv.value {
-                Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => Some(s.value()),
+                Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => Some(s.value()),
                 _ => None,
             },
             _ => None,

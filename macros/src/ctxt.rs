@@ -30,6 +30,8 @@ impl Ctxt {
     }
 
     pub fn into_compile_errors(self) -> TokenStream {
-        self.errors.map(|e| e.to_compile_error()).unwrap_or_default()
+        self.errors
+            .map(|e| e.to_compile_error())
+            .unwrap_or_default()
     }
 }

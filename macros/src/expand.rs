@@ -36,24 +36,45 @@ fn expand(tool: &Tool, user_fn: &syn::ItemFn) -> TokenStream {
     let description = &tool.description;
     let permissions = &tool.permissions;
     let fn_name = fn_ident.to_string();
-    let name_guard = format_ident!("__toolgate_tool_name_{}", encode_name(name), span = tool.name_span);
+    // Reads as the fix when rustc reports it "defined multiple times" at both name literals.
+    let name_guard = format_ident!(
+        "mcp_tool_name__{}__must_be_unique",
+        encode_name(name),
+        span = tool.name_span
+    );
+    let name_guard = quote_spanned! {tool.name_span=>
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, dead_code)]
+        const #name_guard: () = ();
+    };
 
     let schema_args = tool.args.iter().filter_map(|arg| {
-        let ArgKind::Schema { required } = arg.kind else { return None };
+        let ArgKind::Schema { required } = arg.kind else {
+            return None;
+        };
         let ty = &arg.ty;
         let arg_name = &arg.name;
         let description = match &arg.description {
             Some(d) => quote!(::core::option::Option::Some(#d)),
             None => quote!(::core::option::Option::None),
         };
-        let schema = quote_spanned!(ty.span()=> <#ty as ::toolgate::__private::ToolArgument>::schema);
+        let schema =
+            quote_spanned!(ty.span()=> <#ty as ::toolgate::__private::ToolArgument>::schema);
         Some(quote! {
             let __toolgate_arg_schema = #schema(__toolgate_schema.generator());
             __toolgate_schema.argument(#arg_name, __toolgate_arg_schema, #description, #required);
         })
     });
-    let known_args = tool.args.iter().filter(|a| matches!(a.kind, ArgKind::Schema { .. })).map(|a| &a.name);
-    let bindings: Vec<_> = tool.args.iter().map(|arg| format_ident!("__toolgate_{}", arg.ident)).collect();
+    let known_args = tool
+        .args
+        .iter()
+        .filter(|a| matches!(a.kind, ArgKind::Schema { .. }))
+        .map(|a| &a.name);
+    let bindings: Vec<_> = tool
+        .args
+        .iter()
+        .map(|arg| format_ident!("__toolgate_{}", arg.ident))
+        .collect();
     let extract = tool.args.iter().zip(&bindings).map(|(arg, binding)| {
         let ty = &arg.ty;
         let arg_name = &arg.name;
@@ -77,9 +98,7 @@ fn expand(tool: &Tool, user_fn: &syn::ItemFn) -> TokenStream {
         #vis struct #fn_ident {}
 
         // Two tools of one name in one module collide here, at compile time.
-        #[doc(hidden)]
-        #[allow(non_upper_case_globals, dead_code)]
-        const #name_guard: () = ();
+        #name_guard
 
         const _: () = {
             static __TOOLGATE_DEF: ::toolgate::__private::ToolDef = ::toolgate::__private::ToolDef {
@@ -132,7 +151,9 @@ fn output(output: &Output) -> (TokenStream, TokenStream) {
         ),
         Output::Result { ok, err, whole } => {
             let into_error = match err {
-                Some(err) => quote_spanned!(err.span()=> ::toolgate::__private::into_tool_error::<#err>),
+                Some(err) => {
+                    quote_spanned!(err.span()=> ::toolgate::__private::into_tool_error::<#err>)
+                }
                 None => quote_spanned!(whole.span()=> ::toolgate::__private::into_tool_error),
             };
             (
@@ -183,8 +204,16 @@ mod tests {
     #[test]
     fn a_valid_tool_expands_without_errors() {
         let out = mcp_tool(
-            quote!(name = "add", description = "Add", permissions = ["tool:add"]),
-            quote!(async fn add(a: i64, b: i64) -> i64 { a + b }),
+            quote!(
+                name = "add",
+                description = "Add",
+                permissions = ["tool:add"]
+            ),
+            quote!(
+                async fn add(a: i64, b: i64) -> i64 {
+                    a + b
+                }
+            ),
         )
         .to_string();
         assert!(!out.contains("compile_error"), "{out}");
@@ -194,7 +223,16 @@ mod tests {
 
     #[test]
     fn the_doc_comment_is_the_default_description() {
-        let out = mcp_tool(quote!(), quote!(#[doc = " Adds two numbers."] async fn add(a: i64) -> i64 { a })).to_string();
+        let out = mcp_tool(
+            quote!(),
+            quote!(
+                #[doc = " Adds two numbers."]
+                async fn add(a: i64) -> i64 {
+                    a
+                }
+            ),
+        )
+        .to_string();
         assert!(out.contains("description : \"Adds two numbers.\""), "{out}");
         assert!(out.contains("name : \"add\""), "{out}");
     }
@@ -203,19 +241,41 @@ mod tests {
     fn every_error_of_one_attribute_is_reported() {
         let errors = errors_of(
             quote!(name = "bad name", permission = ["x"], permissions = []),
-            quote!(fn f() {}),
+            quote!(
+                fn f() {}
+            ),
         );
         assert_eq!(errors.len(), 5, "{errors:?}");
-        assert!(errors.iter().any(|e| e.contains("did you mean `permissions`")), "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("did you mean `permissions`")),
+            "{errors:?}"
+        );
         assert!(errors.iter().any(|e| e.contains("async fn")), "{errors:?}");
-        assert!(errors.iter().any(|e| e.contains("`permissions` is empty")), "{errors:?}");
-        assert!(errors.iter().any(|e| e.contains("no description")), "{errors:?}");
-        assert!(errors.iter().any(|e| e.contains("contains ' '")), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.contains("`permissions` is empty")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("no description")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("contains ' '")),
+            "{errors:?}"
+        );
     }
 
     #[test]
     fn one_mistake_gives_one_error_and_keeps_the_fn() {
-        let out = mcp_tool(quote!(permissions = ["a", "a"]), quote!(#[doc = "x"] async fn f() {}));
+        let out = mcp_tool(
+            quote!(permissions = ["a", "a"]),
+            quote!(
+                #[doc = "x"]
+                async fn f() {}
+            ),
+        );
         let text = out.to_string();
         assert_eq!(text.matches("compile_error").count(), 1, "{text}");
         assert!(text.contains("listed twice"), "{text}");
@@ -226,13 +286,18 @@ mod tests {
     fn injected_arguments_stay_out_of_the_schema() {
         let out = mcp_tool(
             quote!(description = "d"),
-            quote!(async fn f(token: toolgate::AccessToken, #[arg(description = "n")] n: Option<u8>) {}),
+            quote!(
+                async fn f(token: toolgate::AccessToken, #[arg(description = "n")] n: Option<u8>) {}
+            ),
         )
         .to_string();
         assert!(out.contains("FromToolCall"), "{out}");
         assert!(out.contains("argument (\"n\""), "{out}");
         assert!(!out.contains("argument (\"token\""), "{out}");
-        assert!(!out.contains("# [arg"), "the #[arg] attribute must be stripped: {out}");
+        assert!(
+            !out.contains("# [arg"),
+            "the #[arg] attribute must be stripped: {out}"
+        );
     }
 
     #[test]

@@ -38,13 +38,20 @@ pub enum ArgKind {
 pub enum Output {
     Plain(Type),
     /// `Result<T, E>`, or an alias such as `io::Result<T>` where `E` is not written.
-    Result { ok: Type, err: Option<Type>, whole: Type },
+    Result {
+        ok: Type,
+        err: Option<Type>,
+        whole: Type,
+    },
 }
 
 pub fn validate(cx: &mut Ctxt, attr: &Attr, tool: &ToolFn) -> Option<Tool> {
     let sig = &tool.item.sig;
     if sig.asyncness.is_none() {
-        cx.error_spanned_by(&sig.fn_token, "#[mcp_tool] needs an `async fn`: write `async fn`");
+        cx.error_spanned_by(
+            &sig.fn_token,
+            "#[mcp_tool] needs an `async fn`: write `async fn`",
+        );
     }
     if let Some(constness) = &sig.constness {
         cx.error_spanned_by(constness, "a tool cannot be a `const fn`: remove `const`");
@@ -68,20 +75,37 @@ pub fn validate(cx: &mut Ctxt, attr: &Attr, tool: &ToolFn) -> Option<Tool> {
     let (name, name_span) = tool_name(cx, attr, &sig.ident);
     let description = description(cx, attr, tool);
     let permissions = permissions(cx, attr);
-    let args = tool.args.iter().filter_map(|arg| tool_arg(cx, arg)).collect::<Vec<_>>();
+    let args = tool
+        .args
+        .iter()
+        .filter_map(|arg| tool_arg(cx, arg))
+        .collect::<Vec<_>>();
     let output = output(&sig.output);
 
     if cx.has_errors() {
         return None;
     }
-    Some(Tool { name, name_span, description: description?, permissions, args, output })
+    Some(Tool {
+        name,
+        name_span,
+        description: description?,
+        permissions,
+        args,
+        output,
+    })
 }
 
 fn string_literal(cx: &mut Ctxt, expr: &Expr, what: &str) -> Option<syn::LitStr> {
     match expr {
-        Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => Some(s.clone()),
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => Some(s.clone()),
         other => {
-            cx.error_spanned_by(other, format!("`{what}` takes a string literal, like `{what} = \"...\"`"));
+            cx.error_spanned_by(
+                other,
+                format!("`{what}` takes a string literal, like `{what} = \"...\"`"),
+            );
             None
         }
     }
@@ -99,15 +123,28 @@ fn tool_name(cx: &mut Ctxt, attr: &Attr, fn_ident: &Ident) -> (String, Span) {
             (name, fn_ident.span(), true)
         }
     };
-    let fix = if from_fn { "; set `name = \"...\"` in #[mcp_tool]" } else { "" };
+    let fix = if from_fn {
+        "; set `name = \"...\"` in #[mcp_tool]"
+    } else {
+        ""
+    };
     if name.is_empty() {
-        cx.error_at(span, "the tool name is empty: MCP tool names have 1 to 128 characters");
+        cx.error_at(
+            span,
+            "the tool name is empty: MCP tool names have 1 to 128 characters",
+        );
     } else if name.chars().count() > MAX_NAME_LEN {
-        cx.error_at(span, format!(
-            "the tool name has {} characters: MCP allows at most {MAX_NAME_LEN}{fix}",
-            name.chars().count()
-        ));
-    } else if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
+        cx.error_at(
+            span,
+            format!(
+                "the tool name has {} characters: MCP allows at most {MAX_NAME_LEN}{fix}",
+                name.chars().count()
+            ),
+        );
+    } else if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
         cx.error_at(span, format!(
             "the tool name `{name}` contains {bad:?}: MCP tool names use only A-Z, a-z, 0-9, `_`, `-` and `.`{fix}"
         ));
@@ -128,6 +165,8 @@ fn description(cx: &mut Ctxt, attr: &Attr, tool: &ToolFn) -> Option<String> {
         }
         None => match &tool.doc {
             Some(doc) => Some(doc.clone()),
+            // A misspelt `description` key is already reported; fixing it fixes this too.
+            None if attr.misspelt.contains(&"description") => None,
             None => {
                 cx.error_spanned_by(&tool.item.sig.ident, format!(
                     "tool `{}` has no description: add `description = \"...\"` to #[mcp_tool] or a `///` doc comment to the fn",
@@ -140,9 +179,14 @@ fn description(cx: &mut Ctxt, attr: &Attr, tool: &ToolFn) -> Option<String> {
 }
 
 fn permissions(cx: &mut Ctxt, attr: &Attr) -> Vec<String> {
-    let Some(expr) = &attr.permissions else { return Vec::new() };
+    let Some(expr) = &attr.permissions else {
+        return Vec::new();
+    };
     let Expr::Array(array) = expr else {
-        cx.error_spanned_by(expr, "`permissions` takes a list of string literals, like `permissions = [\"tool:read\"]`");
+        cx.error_spanned_by(
+            expr,
+            "`permissions` takes a list of string literals, like `permissions = [\"tool:read\"]`",
+        );
         return Vec::new();
     };
     if array.elems.is_empty() {
@@ -151,16 +195,29 @@ fn permissions(cx: &mut Ctxt, attr: &Attr) -> Vec<String> {
     }
     let mut seen: Vec<String> = Vec::new();
     for element in &array.elems {
-        let Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit), .. }) = element else {
-            cx.error_spanned_by(element, "each permission must be a string literal, like `\"tool:read\"`");
+        let Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(lit),
+            ..
+        }) = element
+        else {
+            cx.error_spanned_by(
+                element,
+                "each permission must be a string literal, like `\"tool:read\"`",
+            );
             continue;
         };
         let value = lit.value();
         if value.is_empty() {
-            cx.error_spanned_by(lit, "a permission cannot be empty: write its name, like `\"tool:read\"`");
+            cx.error_spanned_by(
+                lit,
+                "a permission cannot be empty: write its name, like `\"tool:read\"`",
+            );
         } else if let Some(bad) = value.chars().find(|&c| !is_scope_char(c)) {
             let what = match bad {
-                ' ' => "a space (a space separates permissions in OAuth scopes: list each separately)".to_owned(),
+                ' ' => {
+                    "a space (a space separates permissions in OAuth scopes: list each separately)"
+                        .to_owned()
+                }
                 '"' => "`\"`".to_owned(),
                 '\\' => "`\\`".to_owned(),
                 c if !c.is_ascii() => format!("the non-ASCII character {c:?}"),
@@ -170,7 +227,10 @@ fn permissions(cx: &mut Ctxt, attr: &Attr) -> Vec<String> {
                 "the permission {value:?} contains {what}: OAuth scope tokens (RFC 6749 §3.3) use printable ASCII other than space, `\"` and `\\`"
             ));
         } else if seen.contains(&value) {
-            cx.error_spanned_by(lit, format!("the permission {value:?} is listed twice: remove the repeat"));
+            cx.error_spanned_by(
+                lit,
+                format!("the permission {value:?} is listed twice: remove the repeat"),
+            );
         } else {
             seen.push(value);
         }
@@ -192,7 +252,10 @@ fn tool_arg(cx: &mut Ctxt, arg: &crate::ast::Arg) -> Option<ToolArg> {
         }
     };
     if let Type::ImplTrait(t) = &arg.ty {
-        cx.error_spanned_by(t, "a tool argument cannot be `impl Trait`: use a concrete type");
+        cx.error_spanned_by(
+            t,
+            "a tool argument cannot be `impl Trait`: use a concrete type",
+        );
         return None;
     }
     if let Type::Reference(r) = &arg.ty {
@@ -207,9 +270,17 @@ fn tool_arg(cx: &mut Ctxt, arg: &crate::ast::Arg) -> Option<ToolArg> {
         }
         ArgKind::Injected
     } else {
-        ArgKind::Schema { required: !is_option(&arg.ty) }
+        ArgKind::Schema {
+            required: !is_option(&arg.ty),
+        }
     };
-    Some(ToolArg { ident, name, ty: arg.ty.clone(), description: arg.description.as_ref().map(|d| d.value()), kind })
+    Some(ToolArg {
+        ident,
+        name,
+        ty: arg.ty.clone(),
+        description: arg.description.as_ref().map(|d| d.value()),
+        kind,
+    })
 }
 
 fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
@@ -236,12 +307,17 @@ fn generic_types(segment: &syn::PathSegment) -> Vec<&Type> {
 }
 
 fn is_extractor(ty: &Type) -> bool {
-    let Some(segment) = last_segment(ty) else { return false };
+    let Some(segment) = last_segment(ty) else {
+        return false;
+    };
     let name = segment.ident.to_string();
     if EXTRACTORS.contains(&name.as_str()) {
         return true;
     }
-    name == "Option" && generic_types(segment).first().is_some_and(|inner| is_extractor(inner))
+    name == "Option"
+        && generic_types(segment)
+            .first()
+            .is_some_and(|inner| is_extractor(inner))
 }
 
 fn is_option(ty: &Type) -> bool {
@@ -258,7 +334,11 @@ fn output(ret: &syn::ReturnType) -> Output {
     {
         let types = generic_types(segment);
         if let Some(ok) = types.first() {
-            return Output::Result { ok: (*ok).clone(), err: types.get(1).map(|e| (*e).clone()), whole: ty.clone() };
+            return Output::Result {
+                ok: (*ok).clone(),
+                err: types.get(1).map(|e| (*e).clone()),
+                whole: ty.clone(),
+            };
         }
     }
     Output::Plain(ty)
@@ -271,7 +351,11 @@ mod tests {
     #[test]
     fn scope_characters_follow_rfc_6749() {
         assert!("tool:get_user_info".chars().all(is_scope_char));
-        assert!("read:a/b-c.d~e!#$%&'()*+,;<=>?@[]^_`{|}".chars().all(is_scope_char));
+        assert!(
+            "read:a/b-c.d~e!#$%&'()*+,;<=>?@[]^_`{|}"
+                .chars()
+                .all(is_scope_char)
+        );
         for bad in [' ', '"', '\\', 'é', '\n', '\x7f'] {
             assert!(!is_scope_char(bad), "{bad:?} must be refused");
         }
@@ -279,7 +363,12 @@ mod tests {
 
     #[test]
     fn extractors_are_recognised_by_their_last_segment() {
-        for ty in ["AccessToken", "toolgate::AccessToken", "Option<AccessToken>", "ToolContext"] {
+        for ty in [
+            "AccessToken",
+            "toolgate::AccessToken",
+            "Option<AccessToken>",
+            "ToolContext",
+        ] {
             assert!(is_extractor(&syn::parse_str(ty).unwrap()), "{ty}");
         }
         for ty in ["i64", "Option<i64>", "Vec<AccessToken>", "String"] {

@@ -121,12 +121,18 @@ impl Config {
     /// Reads the process environment, plus `.env` in the working directory for variables the
     /// environment does not set.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(Self::env_vars())
+    }
+
+    /// The variables `from_env` reads: `.env` first, the process environment over it. The process
+    /// environment is never modified.
+    pub fn env_vars() -> HashMap<String, String> {
         let mut vars: HashMap<String, String> = HashMap::new();
         if let Ok(iter) = dotenvy::dotenv_iter() {
             vars.extend(iter.flatten());
         }
         vars.extend(std::env::vars());
-        Self::from_vars(vars)
+        vars
     }
 
     /// Reads the given variables only (tests use this to avoid touching the process environment).

@@ -11,8 +11,9 @@ use super::AuthError;
 /// fetch in flight; when the endpoint fails the last good keys stay in use.
 pub(crate) struct JwksCache {
     keys: RwLock<Arc<HashMap<String, Arc<DecodingKey>>>>,
-    /// When the last fetch was tried. Holding the lock is being the one fetch in flight.
-    last_fetch: tokio::sync::Mutex<Instant>,
+    /// When the last refetch was tried (`None`: never, so the first unknown `kid` refetches at once,
+    /// even right after discovery). Holding the lock is being the one fetch in flight.
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
     cooldown: Duration,
     jwks_uri: String,
     http: reqwest::Client,
@@ -27,7 +28,7 @@ impl JwksCache {
     ) -> Self {
         Self {
             keys: RwLock::new(Arc::new(usable_keys(initial))),
-            last_fetch: tokio::sync::Mutex::new(Instant::now()),
+            last_fetch: tokio::sync::Mutex::new(None),
             cooldown,
             jwks_uri,
             http,
@@ -51,10 +52,10 @@ impl JwksCache {
         if let Some(key) = self.get(kid) {
             return Ok(Some(key));
         }
-        if last_fetch.elapsed() < self.cooldown {
+        if last_fetch.is_some_and(|at| at.elapsed() < self.cooldown) {
             return Ok(None);
         }
-        *last_fetch = Instant::now();
+        *last_fetch = Some(Instant::now());
         match self.fetch().await {
             Ok(set) => {
                 let keys = usable_keys(&set);

@@ -1,0 +1,285 @@
+//! A local stand-in for Auth0: real OAuth 2.0 / OIDC client code talks to it over HTTP
+//! with Auth0's paths, token shapes and error bodies. For dev mode and tests only.
+
+mod keys;
+mod login;
+mod server;
+mod util;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::keys::SigningKey;
+use crate::server::Shared;
+
+#[derive(Clone)]
+pub struct DevIdpConfig {
+    /// API identifier: the `aud` of access tokens.
+    pub audience: String,
+    /// The one confidential client (an Auth0 Regular Web App).
+    pub client_id: String,
+    pub client_secret: String,
+    /// Choices on the login page.
+    pub users: Vec<DevUser>,
+    /// Offered on the login page and granted by default to `client_credentials` and `password`.
+    pub permissions: Vec<String>,
+    /// `Some` makes `/authorize` skip the login page and issue a code at once.
+    pub auto_approve: Option<AutoApprove>,
+    pub access_token_ttl: Duration,
+}
+
+impl Default for DevIdpConfig {
+    fn default() -> Self {
+        Self {
+            audience: "https://api.toolgate.dev".into(),
+            client_id: "toolgate-dev-client".into(),
+            client_secret: "toolgate-dev-secret".into(),
+            users: vec![DevUser::alice(), DevUser::bob()],
+            permissions: Vec::new(),
+            auto_approve: None,
+            access_token_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl fmt::Debug for DevIdpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DevIdpConfig")
+            .field("audience", &self.audience)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("users", &self.users)
+            .field("permissions", &self.permissions)
+            .field("auto_approve", &self.auto_approve)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AutoApprove {
+    /// A dev user's `sub` (its nickname or email are accepted too).
+    pub user: String,
+    pub permissions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DevUser {
+    pub sub: String,
+    pub name: String,
+    pub nickname: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub picture: String,
+}
+
+impl DevUser {
+    pub fn alice() -> Self {
+        Self {
+            sub: "auth0|alice".into(),
+            name: "Alice Example".into(),
+            nickname: "alice".into(),
+            email: "alice@example.com".into(),
+            email_verified: true,
+            picture: "https://example.com/alice.png".into(),
+        }
+    }
+
+    pub fn bob() -> Self {
+        Self {
+            sub: "auth0|bob".into(),
+            name: "Bob Example".into(),
+            nickname: "bob".into(),
+            email: "bob@example.com".into(),
+            email_verified: true,
+            picture: "https://example.com/bob.png".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevIdpError {
+    #[error("the dev IdP binds loopback addresses only, not {0}")]
+    NotLoopback(SocketAddr),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("signing key error: {0}")]
+    Key(String),
+    #[error("auto_approve names {0:?}, which is not one of the configured users")]
+    UnknownUser(String),
+}
+
+/// A running dev IdP. Dropping it (or [`DevIdp::shutdown`]) stops the server.
+pub struct DevIdp {
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl fmt::Debug for DevIdp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DevIdp")
+            .field("url", &self.shared.url)
+            .field("audience", &self.shared.config.audience)
+            .field("client_id", &self.shared.config.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevIdp {
+    /// Binds `addr` (must be a loopback IP; port 0 picks a free one). Makes an RSA-2048 key with a random `kid`.
+    pub async fn start(config: DevIdpConfig, addr: SocketAddr) -> Result<DevIdp, DevIdpError> {
+        if !addr.ip().is_loopback() {
+            return Err(DevIdpError::NotLoopback(addr));
+        }
+        if let Some(auto) = &config.auto_approve
+            && server::find_user(&config.users, &auto.user).is_none()
+        {
+            return Err(DevIdpError::UnknownUser(auto.user.clone()));
+        }
+        // Key generation takes a noticeable fraction of a second; keep it off the async workers.
+        let key = tokio::task::spawn_blocking(SigningKey::generate)
+            .await
+            .map_err(|e| DevIdpError::Key(e.to_string()))??;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let shared = Arc::new(Shared::new(config, url, key));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = server::router(shared.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    // A dropped sender stops the server too.
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(url = %shared.url, "dev IdP listening");
+        Ok(DevIdp {
+            shared,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn url(&self) -> String {
+        self.shared.url.clone()
+    }
+
+    /// `url()` plus `/`: Auth0's `iss` ends with a slash.
+    pub fn issuer(&self) -> String {
+        self.shared.issuer()
+    }
+
+    pub fn audience(&self) -> &str {
+        &self.shared.config.audience
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.shared.config.client_id
+    }
+
+    pub fn client_secret(&self) -> &str {
+        &self.shared.config.client_secret
+    }
+
+    pub fn kid(&self) -> String {
+        self.shared.current_key().kid.clone()
+    }
+
+    /// SPKI PEM of the current public key.
+    pub fn public_key_pem(&self) -> String {
+        self.shared.current_key().public_key_pem()
+    }
+
+    pub fn public_key_pkcs1_der(&self) -> Vec<u8> {
+        self.shared.current_key().public_key_pkcs1_der()
+    }
+
+    /// Signs arbitrary claims with the current key; header `{alg: RS256, typ: JWT, kid}`.
+    pub fn sign(&self, claims: &Value) -> String {
+        self.shared.current_key().sign(claims)
+    }
+
+    /// A user access token shaped as Auth0 issues it, with scope `openid profile email`.
+    pub fn user_token(&self, sub: &str, permissions: &[&str]) -> String {
+        self.sign(&self.user_token_claims(sub, permissions))
+    }
+
+    /// The claims [`DevIdp::user_token`] signs, for tests that tweak one field.
+    pub fn user_token_claims(&self, sub: &str, permissions: &[&str]) -> Value {
+        let permissions: Vec<String> = permissions.iter().map(|p| p.to_string()).collect();
+        self.shared.user_access_claims(
+            sub,
+            "openid profile email",
+            &self.shared.config.audience,
+            &permissions,
+        )
+    }
+
+    /// Makes a new key and `kid` current; JWKS keeps serving the old ones.
+    /// Generates RSA-2048 synchronously, so it blocks the calling thread briefly.
+    pub fn rotate_key(&self) {
+        let key = SigningKey::generate().expect("RSA key generation failed");
+        self.shared.keys.write().expect("key ring lock").push(key);
+    }
+
+    /// `false` makes `/.well-known/jwks.json` answer 503.
+    pub fn set_jwks_available(&self, available: bool) {
+        self.shared
+            .jwks_available
+            .store(available, Ordering::SeqCst);
+    }
+
+    /// `Some(status)` makes `/userinfo` answer that status (429 adds `Retry-After: 1`).
+    pub fn set_userinfo_failure(&self, status: Option<u16>) {
+        *self.shared.userinfo_failure.lock().expect("lock") = status;
+    }
+
+    pub fn set_userinfo_delay(&self, delay: Duration) {
+        *self.shared.userinfo_delay.lock().expect("lock") = delay;
+    }
+
+    pub fn jwks_requests(&self) -> usize {
+        self.shared.jwks_requests.load(Ordering::SeqCst)
+    }
+
+    pub fn userinfo_requests(&self) -> usize {
+        self.shared.userinfo_requests.load(Ordering::SeqCst)
+    }
+
+    pub fn discovery_requests(&self) -> usize {
+        self.shared.discovery_requests.load(Ordering::SeqCst)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 5 s), then returns.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for DevIdp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
