@@ -1,0 +1,6 @@
+use toolgate::mcp_tool;
+
+#[mcp_tool(description = "Reads", permissions = "tool:read")]
+async fn read() {}
+
+fn main() {}
