@@ -34,7 +34,7 @@ impl fmt::Debug for SecretString {
 }
 
 /// `aud`: one audience or several.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Audience {
     /// A single audience string.
@@ -60,7 +60,7 @@ impl Audience {
 }
 
 /// The claims of a verified access token. Registered claims are typed; the rest are kept in `extra`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Claims {
     /// Issuer.
     pub iss: String,
