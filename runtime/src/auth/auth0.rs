@@ -170,7 +170,9 @@ impl Auth0Provider {
         }
     }
 
-    async fn verify_uncached(&self, raw: &str) -> Result<AccessToken, AuthError> {
+    /// Verifies without consulting or filling the cache of verified tokens: the full check, signature
+    /// included (for benchmarks and diagnostics; servers call `verify`).
+    pub async fn verify_uncached(&self, raw: &str) -> Result<AccessToken, AuthError> {
         if raw.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Invalid("the token is too long".into()));
         }
