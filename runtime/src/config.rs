@@ -357,7 +357,7 @@ mod tests {
     #[test]
     fn the_seed_variables_configure_auth0() {
         let config = Config::from_vars(auth0_vars()).unwrap();
-        let ProviderConfig::Auth0(settings) = config.auth.unwrap().provider;
+        let ProviderConfig::Auth0(settings) = config.auth.clone().unwrap().provider;
         assert_eq!(settings.domain.as_str(), "https://my-app.us.auth0.com/");
         assert_eq!(settings.audience, "https://api.example.com");
         assert_eq!(config.resource_uri(), "http://localhost:8000/mcp");

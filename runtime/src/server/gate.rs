@@ -103,7 +103,7 @@ pub(crate) async fn check_host(
         return forbidden("the request names no Host");
     };
     let host = strip_port(host).to_ascii_lowercase();
-    if !shared.allowed_hosts.iter().any(|allowed| *allowed == host) {
+    if !shared.allowed_hosts.contains(&host) {
         return forbidden("this Host is not served here");
     }
     if let Some(origin) = request.headers().get(header::ORIGIN) {
