@@ -289,7 +289,8 @@ fn auth_config(r: &mut Reader) -> Option<AuthConfig> {
     }
 }
 
-fn is_loopback_host(url: &Url) -> bool {
+/// True for `localhost` and loopback IP addresses.
+pub(crate) fn is_loopback_url(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
@@ -312,7 +313,7 @@ fn parse_domain(value: &str) -> Result<Url, String> {
     };
     match url.scheme() {
         "https" => {}
-        "http" if is_loopback_host(&url) => {}
+        "http" if is_loopback_url(&url) => {}
         "http" => {
             return Err("plain http is accepted only for loopback addresses; use https".into());
         }

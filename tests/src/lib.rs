@@ -94,3 +94,21 @@ pub fn mcp_post_as(
         .header("mcp-protocol-version", version)
         .body(body)
 }
+
+/// Asserts a 401 whose `WWW-Authenticate` says `invalid_token` and points at the resource metadata.
+pub fn assert_invalid_token(response: &reqwest::Response, case: &str) {
+    assert_eq!(response.status(), 401, "{case}");
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(
+        challenge.contains("error=\"invalid_token\""),
+        "{case}: {challenge}"
+    );
+    assert!(
+        challenge.contains("resource_metadata=\""),
+        "{case}: {challenge}"
+    );
+}

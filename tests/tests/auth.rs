@@ -10,7 +10,7 @@ use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 use toolgate::{AccessToken, Config, Server, ToolError, UserInfo, mcp_tool};
 use toolgate_dev_idp::{DevIdp, DevIdpConfig};
-use toolgate_tests::{TestServer, mcp_post, tools_call_body};
+use toolgate_tests::{TestServer, assert_invalid_token, mcp_post, tools_call_body};
 
 /// Returns the caller's claims.
 #[mcp_tool]
@@ -113,18 +113,30 @@ impl Setup {
     }
 
     async fn assert_invalid(&self, token: &str, case: &str) {
-        let response = self.call(Some(token), "claims").await;
-        assert_eq!(response.status(), 401, "{case}");
-        let challenge = www_authenticate(&response);
-        assert!(
-            challenge.contains("error=\"invalid_token\""),
-            "{case}: {challenge}"
-        );
-        assert!(
-            challenge.contains("resource_metadata=\""),
-            "{case}: {challenge}"
-        );
+        assert_invalid_token(&self.call(Some(token), "claims").await, case);
     }
+
+    /// Each case changes one claim of a good token; every result must be refused.
+    async fn assert_each_invalid(&self, cases: Vec<(&str, ClaimChange)>) {
+        for (case, change) in cases {
+            let token = self.tweaked(change);
+            self.assert_invalid(&token, case).await;
+        }
+    }
+}
+
+type ClaimChange = Box<dyn FnOnce(&mut serde_json::Map<String, Value>)>;
+
+fn set(claim: &'static str, value: Value) -> ClaimChange {
+    Box::new(move |claims| {
+        claims.insert(claim.into(), value);
+    })
+}
+
+fn remove(claim: &'static str) -> ClaimChange {
+    Box::new(move |claims| {
+        claims.remove(claim);
+    })
 }
 
 fn www_authenticate(response: &reqwest::Response) -> String {
@@ -297,26 +309,11 @@ async fn a_rotated_key_is_picked_up_by_one_refetch() {
 #[tokio::test]
 async fn time_claims_are_enforced_with_bounded_leeway() {
     let s = setup().await;
-    s.assert_invalid(
-        &s.tweaked(|c| {
-            c.insert("exp".into(), json!(now() - 120));
-        }),
-        "expired past leeway",
-    )
-    .await;
-    s.assert_invalid(
-        &s.tweaked(|c| {
-            c.insert("nbf".into(), json!(now() + 300));
-        }),
-        "nbf ahead",
-    )
-    .await;
-    s.assert_invalid(
-        &s.tweaked(|c| {
-            c.remove("exp");
-        }),
-        "missing exp",
-    )
+    s.assert_each_invalid(vec![
+        ("expired past leeway", set("exp", json!(now() - 120))),
+        ("nbf ahead", set("nbf", json!(now() + 300))),
+        ("missing exp", remove("exp")),
+    ])
     .await;
     let within_leeway = s.tweaked(|c| {
         c.insert("exp".into(), json!(now() - 5));
@@ -331,41 +328,19 @@ async fn time_claims_are_enforced_with_bounded_leeway() {
 #[tokio::test]
 async fn issuer_and_audience_must_match_exactly() {
     let s = setup().await;
-    s.assert_invalid(
-        &s.tweaked(|c| {
-            c.insert("iss".into(), json!("https://evil.example.com/"));
-        }),
-        "wrong iss",
-    )
-    .await;
-    let no_slash = s.idp.url();
-    s.assert_invalid(
-        &s.tweaked(|c| {
-            c.insert("iss".into(), json!(no_slash));
-        }),
-        "iss without the trailing slash",
-    )
-    .await;
-    s.assert_invalid(
-        &s.tweaked(|c| {
-            c.insert("aud".into(), json!("https://other-api.example.com"));
-        }),
-        "wrong aud",
-    )
-    .await;
-    s.assert_invalid(
-        &s.tweaked(|c| {
-            c.remove("aud");
-        }),
-        "missing aud",
-    )
-    .await;
-    s.assert_invalid(
-        &s.tweaked(|c| {
-            c.remove("sub");
-        }),
-        "missing sub",
-    )
+    s.assert_each_invalid(vec![
+        ("wrong iss", set("iss", json!("https://evil.example.com/"))),
+        (
+            "iss without the trailing slash",
+            set("iss", json!(s.idp.url())),
+        ),
+        (
+            "wrong aud",
+            set("aud", json!("https://other-api.example.com")),
+        ),
+        ("missing aud", remove("aud")),
+        ("missing sub", remove("sub")),
+    ])
     .await;
 }
 

@@ -2,7 +2,6 @@
 //! that answers 403 before rmcp dispatches anything.
 
 use std::borrow::Cow;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -16,15 +15,7 @@ use url::Url;
 
 use super::Shared;
 use crate::auth::{AccessToken, AuthError};
-
-pub(crate) fn is_loopback_url(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
-}
+pub(crate) use crate::config::is_loopback_url;
 
 /// Host names (without port) a request may name: the base URL's, plus the loopback names when the
 /// base URL is itself on loopback.
