@@ -1030,7 +1030,7 @@ async fn userinfo(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response 
     Json(Value::Object(profile)).into_response()
 }
 
-async fn logout(State(_s): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
+async fn logout(RawQuery(query): RawQuery) -> Response {
     let params: HashMap<String, String> =
         url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
             .into_owned()

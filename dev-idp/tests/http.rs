@@ -854,6 +854,14 @@ async fn shutdown_and_drop_stop_the_server() {
 }
 
 #[test]
+fn handles_are_shareable_across_tasks() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<DevIdp>();
+    assert_send_sync::<DevIdpConfig>();
+    assert_send_sync::<DevIdpError>();
+}
+
+#[test]
 fn config_debug_redacts_the_secret() {
     let shown = format!("{:?}", DevIdpConfig::default());
     assert!(!shown.contains("toolgate-dev-secret"), "{shown}");

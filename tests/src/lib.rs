@@ -20,6 +20,14 @@ pub struct TestServer {
 impl TestServer {
     /// Binds a port, lets `build` configure the server for that base URL, and serves it.
     pub async fn start(build: impl FnOnce(Url) -> ServerBuilder) -> Self {
+        Self::start_with_routes(build, |_| axum::Router::new()).await
+    }
+
+    /// Like `start`, merging extra routes made from the built server (for `Server::protect`).
+    pub async fn start_with_routes(
+        build: impl FnOnce(Url) -> ServerBuilder,
+        routes: impl FnOnce(&toolgate::Server) -> axum::Router,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind an ephemeral port");
@@ -27,7 +35,7 @@ impl TestServer {
         let base = Url::parse(&format!("http://127.0.0.1:{}", addr.port())).unwrap();
         let server = build(base).build().expect("the server builds");
         server.warm_up().await;
-        let router = server.router();
+        let router = server.router().merge(routes(&server));
         let task = tokio::spawn(async move {
             axum_serve(listener, router).await;
         });

@@ -615,3 +615,38 @@ fn debug_output_never_shows_a_token() {
     let secret = toolgate::SecretString::new(token);
     assert!(!format!("{secret:?}").contains("secret-payload"));
 }
+
+async fn whoami_handler(token: AccessToken) -> String {
+    token.claims().sub.clone()
+}
+
+#[tokio::test]
+async fn access_token_is_an_axum_extractor_behind_protect() {
+    let idp = DevIdp::start(DevIdpConfig::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let server = TestServer::start_with_routes(
+        |base| {
+            Server::builder()
+                .config(Config::from_vars(auth_vars(&idp, &base)).unwrap())
+                .tool::<claims>()
+        },
+        |server| {
+            server.protect(axum::Router::new().route("/me", axum::routing::get(whoami_handler)))
+        },
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/me", server.base_url());
+    let response = http
+        .get(&url)
+        .bearer_auth(idp.user_token("auth0|bob", &[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "auth0|bob");
+    let response = http.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(www_authenticate(&response).contains("resource_metadata="));
+}

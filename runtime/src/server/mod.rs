@@ -130,6 +130,20 @@ impl Server {
             .with_state(shared)
     }
 
+    /// Puts your own axum routes behind the same Host check and bearer-token verification as `/mcp`,
+    /// so their handlers can take `AccessToken` as an extractor. Merge the result into `router()`.
+    pub fn protect(&self, routes: Router) -> Router {
+        routes
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.shared.clone(),
+                gate::gate,
+            ))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.shared.clone(),
+                gate::check_host,
+            ))
+    }
+
     /// Listens where `RESOURCE_BASE_URL` says (its port; loopback when its host is loopback).
     pub async fn serve(self) -> Result<(), Error> {
         let addr = self.default_listen_addr();
