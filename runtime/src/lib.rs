@@ -20,6 +20,7 @@ mod auth;
 mod config;
 mod error;
 mod server;
+mod storage;
 mod tool;
 
 pub use auth::{
@@ -30,6 +31,9 @@ pub use auth::{
 pub use config::{AuthConfig, Config, ConfigError, DEFAULT_BASE_URL, ProviderConfig, RedisConfig};
 pub use error::Error;
 pub use server::{DEFAULT_BODY_LIMIT, Server, ServerBuilder};
+pub use storage::{
+    EncryptedStore, MemoryStore, RedisStore, StorageKeyError, Store, StoreError, StoreLock,
+};
 pub use tool::{
     Contents, Registry, Tool, ToolCall, ToolContext, ToolDef, ToolError, ToolErrorKind,
 };
