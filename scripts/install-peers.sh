@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the third-party peers the integration tests run against (today: oidc-provider, a
-# certified OpenID provider, with its own Node 22 from npm). Idempotent: does nothing when the
-# installed tree already matches the lock file, so a test command may call it every time.
+# Installs the third-party peers the integration tests run against: redis-server (the storage tests
+# start throw-away instances of it) and oidc-provider, a certified OpenID provider, with its own
+# Node 22 from npm. Idempotent: does nothing when what is installed already matches, so a test
+# command may call it every time.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,6 +59,28 @@ install_npm_peer() {
     # Hashed again: `npm install` without a lock file has just written one.
     manifest_hash "$dir" >"$stamp"
 }
+
+# The storage tests start their own redis-server processes; Debian's package (Redis 7) is enough.
+install_redis_server() {
+    if command -v redis-server >/dev/null; then
+        echo "install-peers: redis-server is installed"
+        return
+    fi
+    command -v apt-get >/dev/null ||
+        die "redis-server is not installed and apt-get is not available; install Redis 7 so that redis-server is on PATH"
+    local as_root=()
+    if [[ "$(id -u)" -ne 0 ]]; then
+        command -v sudo >/dev/null ||
+            die "redis-server is not installed; installing it needs root (apt-get install redis-server) and sudo is not available"
+        as_root=(sudo)
+    fi
+    echo "install-peers: installing redis-server (apt-get)"
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+    command -v redis-server >/dev/null || die "apt-get finished but redis-server is not on PATH"
+}
+install_redis_server
 
 # oidc-provider 9 needs Node 22; the peer brings its own, which npm publishes for Linux x86-64 only.
 if [[ "$(uname -s)" != Linux || "$(uname -m)" != x86_64 ]]; then
