@@ -1,5 +1,7 @@
 //! Support for the integration tests: servers on ephemeral loopback ports and MCP clients for them.
 
+pub mod redis;
+
 use std::net::SocketAddr;
 
 use rmcp::service::RunningService;
