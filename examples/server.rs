@@ -1,8 +1,10 @@
 //! The seed's tools, served by toolgate.
 //!
 //! With no configuration it runs in dev mode: a local Auth0 stand-in (the dev-idp) on a loopback port,
-//! the real Auth0 provider pointed at it, and an in-memory store. With the seed's variables
-//! (`AUTH_ENABLED`, `AUTH0_DOMAIN`, ...) it uses them.
+//! the real Auth0 provider pointed at it, toolgate's own authorization server in front of it (so an
+//! MCP client can register, sign in on the dev-idp's login page and get tokens), and an in-memory
+//! store (Redis when `REDIS_HOST` is set). With the seed's variables (`AUTH_ENABLED`, `AUTH0_DOMAIN`,
+//! ...) it uses them.
 //!
 //! ```text
 //! cargo run --example server                       # dev mode
@@ -194,6 +196,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         vars.insert("AUTH0_CLIENT_ID".into(), idp.client_id().into());
         vars.insert("AUTH0_CLIENT_SECRET".into(), idp.client_secret().into());
         vars.insert("AUTH0_AUDIENCE".into(), idp.audience().into());
+        // A fresh random key per run: 32 random bytes, the same material a Fernet key is made of.
+        vars.entry("JWT_SIGNING_KEY".into())
+            .or_insert_with(toolgate::EncryptedStore::generate_key);
+        vars.insert("TOOLGATE_DEV_MODE".into(), "true".into());
         dev_idp = Some(idp);
     }
     let server = Server::builder().config(Config::from_vars(vars)?).build()?;
@@ -214,7 +220,8 @@ fn print_banner(server: &Server, dev_idp: Option<&DevIdp>, listening: SocketAddr
     println!();
     match dev_idp {
         Some(_) => {
-            println!("toolgate example server, DEV MODE (local Auth0 stand-in, in-memory store)")
+            let store = if server.config().redis.is_some() { "Redis" } else { "in-memory store" };
+            println!("toolgate example server, DEV MODE (local Auth0 stand-in, {store})")
         }
         None => println!("toolgate example server"),
     }
@@ -238,7 +245,14 @@ fn print_banner(server: &Server, dev_idp: Option<&DevIdp>, listening: SocketAddr
         idp.url()
     );
     println!();
-    println!("Fetch a dev token for alice with every permission:");
+    println!("Sign in from any MCP client: point it at the MCP endpoint. It registers, you approve on our");
+    println!("consent page, then sign in as alice or bob on the dev login page and pick permissions.");
+    println!(
+        "  npx @modelcontextprotocol/inspector   # transport: Streamable HTTP, URL: {}",
+        server.config().resource_uri()
+    );
+    println!();
+    println!("Or, like a machine-to-machine client, fetch a dev Auth0 token for alice with every permission:");
     println!(
         "  TOKEN=$(curl -s {}/oauth/token -d grant_type=password -d username=alice -d password=dev \\\n    -d client_id={} -d client_secret={} -d audience={} \\\n    -d 'scope=openid profile email' -d 'permissions={}' | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')",
         idp.url(),

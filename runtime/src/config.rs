@@ -28,7 +28,14 @@ pub struct Config {
     pub stateless: bool,
     /// `TOOLGATE_LIST_ALL_TOOLS`: list tools the caller may not call, with their permissions in `_meta`.
     pub list_all_tools: bool,
+    /// `TOOLGATE_DEV_MODE`: loopback conveniences for local development (consent cookies without
+    /// `Secure` on plain-http loopback, client metadata documents served from loopback). Refused
+    /// unless `RESOURCE_BASE_URL` is itself on loopback.
+    pub dev_mode: bool,
 }
+
+/// The shortest `JWT_SIGNING_KEY` accepted: 32 bytes, the size of the HMAC-SHA256 key derived from it.
+pub const MIN_SIGNING_KEY_LEN: usize = 32;
 
 /// Authentication settings.
 #[derive(Clone, Debug)]
@@ -165,6 +172,17 @@ impl Config {
         };
 
         let jwt_signing_key = r.get("JWT_SIGNING_KEY").map(SecretString::new);
+        if jwt_signing_key
+            .as_ref()
+            .is_some_and(|key| key.secret().len() < MIN_SIGNING_KEY_LEN)
+        {
+            r.problem(
+                "JWT_SIGNING_KEY",
+                format!(
+                    "too short to be safe: use at least {MIN_SIGNING_KEY_LEN} random characters, e.g. from `openssl rand -base64 48`"
+                ),
+            );
+        }
         let storage_encryption_key = r.get("STORAGE_ENCRYPTION_KEY").map(SecretString::new);
 
         let redis = r.get("REDIS_HOST").map(str::to_owned).map(|host| {
@@ -188,6 +206,23 @@ impl Config {
 
         let stateless = r.flag("TOOLGATE_STATELESS");
         let list_all_tools = r.flag("TOOLGATE_LIST_ALL_TOOLS");
+        let dev_mode = r.flag("TOOLGATE_DEV_MODE");
+        if dev_mode && !is_loopback_url(&resource_base_url) {
+            r.problem(
+                "TOOLGATE_DEV_MODE",
+                "dev mode relaxes cookie and fetch rules for loopback; it needs a loopback RESOURCE_BASE_URL",
+            );
+        }
+        if auth.is_some()
+            && jwt_signing_key.is_some()
+            && redis.is_some()
+            && storage_encryption_key.is_none()
+        {
+            r.problem(
+                "STORAGE_ENCRYPTION_KEY",
+                "missing; the authorization server keeps upstream tokens in Redis only encrypted: set one or more comma-separated Fernet keys",
+            );
+        }
 
         if !r.problems.is_empty() {
             return Err(ConfigError {
@@ -202,6 +237,7 @@ impl Config {
             redis,
             stateless,
             list_all_tools,
+            dev_mode,
         })
     }
 
@@ -215,7 +251,14 @@ impl Config {
             redis: None,
             stateless: false,
             list_all_tools: false,
+            dev_mode: false,
         }
+    }
+
+    /// True when the server runs its own OAuth authorization server in front of Auth0: auth is on
+    /// and `JWT_SIGNING_KEY` is set. Otherwise it is a resource server that accepts Auth0 tokens only.
+    pub fn authorization_server_enabled(&self) -> bool {
+        self.auth.is_some() && self.jwt_signing_key.is_some()
     }
 
     /// The base URL as a string without a trailing slash.

@@ -19,6 +19,7 @@
 mod auth;
 mod config;
 mod error;
+mod oauth;
 mod server;
 mod storage;
 mod tool;

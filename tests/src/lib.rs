@@ -1,5 +1,6 @@
 //! Support for the integration tests: servers on ephemeral loopback ports and MCP clients for them.
 
+pub mod flow;
 pub mod redis;
 
 use std::net::SocketAddr;
@@ -25,6 +26,15 @@ impl TestServer {
         Self::start_with_routes(build, |_| axum::Router::new()).await
     }
 
+    /// Like `start`, with `public` as the base URL: several servers behind one address, as behind a
+    /// load balancer, accept each other's tokens.
+    pub async fn start_behind(public: Url, build: impl FnOnce(Url) -> ServerBuilder) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind an ephemeral port");
+        Self::serve(listener, build(public), |_| axum::Router::new()).await
+    }
+
     /// Like `start`, merging extra routes made from the built server (for `Server::protect`).
     pub async fn start_with_routes(
         build: impl FnOnce(Url) -> ServerBuilder,
@@ -35,7 +45,16 @@ impl TestServer {
             .expect("bind an ephemeral port");
         let addr = listener.local_addr().unwrap();
         let base = Url::parse(&format!("http://127.0.0.1:{}", addr.port())).unwrap();
-        let server = build(base).build().expect("the server builds");
+        Self::serve(listener, build(base), routes).await
+    }
+
+    async fn serve(
+        listener: TcpListener,
+        builder: ServerBuilder,
+        routes: impl FnOnce(&toolgate::Server) -> axum::Router,
+    ) -> Self {
+        let addr = listener.local_addr().unwrap();
+        let server = builder.build().expect("the server builds");
         server.warm_up().await;
         let router = server.router().merge(routes(&server));
         let task = tokio::spawn(async move {

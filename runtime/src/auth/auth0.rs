@@ -170,6 +170,66 @@ impl Auth0Provider {
         }
     }
 
+    /// The client every call to the tenant goes through (no redirects, timeouts).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// The tenant's `/authorize` and `/oauth/token` URLs, from discovery.
+    pub(crate) async fn endpoints(&self) -> Result<(String, String), AuthError> {
+        let metadata = &self.discovered().await?.metadata;
+        let token = metadata
+            .token_endpoint()
+            .map(|u| u.to_string())
+            .ok_or_else(|| AuthError::Unavailable("discovery names no token endpoint".into()))?;
+        Ok((metadata.authorization_endpoint().to_string(), token))
+    }
+
+    /// Auth0's RFC 7009 endpoint. Auth0 publishes it at a fixed path rather than in discovery.
+    pub(crate) fn revocation_endpoint(&self) -> String {
+        format!(
+            "{}/oauth/revoke",
+            self.inner.settings.domain.as_str().trim_end_matches('/')
+        )
+    }
+
+    /// Verifies an ID token from the code exchange: RS256 from the tenant's keys, our client id as
+    /// audience, and the nonce we sent (which ties it to this login and no other).
+    pub(crate) async fn verify_id_token(
+        &self,
+        raw: &str,
+        nonce: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, AuthError> {
+        let header = jsonwebtoken::decode_header(raw)
+            .map_err(|e| AuthError::Invalid(format!("malformed ID token: {e}")))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(AuthError::Invalid("the ID token is not RS256".into()));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| AuthError::Invalid("no `kid` in the ID token".into()))?;
+        let discovered = self.discovered().await?;
+        let key = discovered
+            .keys
+            .key_for(&kid)
+            .await?
+            .ok_or_else(|| AuthError::Invalid(format!("unknown signing key `{kid}`")))?;
+        let mut validation = discovered.validation.clone();
+        validation.set_audience(&[&self.inner.settings.client_id]);
+        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            raw,
+            &key,
+            &validation,
+        )
+        .map_err(|e| AuthError::Invalid(format!("ID token: {:?}", e.kind())))?;
+        if data.claims.get("nonce").and_then(|n| n.as_str()) != Some(nonce) {
+            return Err(AuthError::Invalid(
+                "the ID token's nonce does not match".into(),
+            ));
+        }
+        Ok(data.claims)
+    }
+
     /// Verifies without consulting or filling the cache of verified tokens: the full check, signature
     /// included (for benchmarks and diagnostics; servers call `verify`).
     pub async fn verify_uncached(&self, raw: &str) -> Result<AccessToken, AuthError> {

@@ -62,7 +62,7 @@ fn forbidden(message: &'static str) -> Response {
 pub(crate) fn unavailable() -> Response {
     let mut response = (
         StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(json!({ "error": "temporarily_unavailable", "error_description": "the identity provider cannot be reached; try again shortly" })),
+        axum::Json(json!({ "error": "temporarily_unavailable", "error_description": "the identity provider or the token store cannot be reached; try again shortly" })),
     )
         .into_response();
     response
@@ -79,23 +79,43 @@ fn bad_request(description: &'static str) -> Response {
         .into_response()
 }
 
-/// DNS-rebinding protection: a browser tricked into calling us names a foreign Host (and Origin).
-pub(crate) async fn check_host(
+/// The Host half of `check_host`, for the authorization server's endpoints: clients on other
+/// origins call them by design, but a rebound DNS name still shows in Host.
+pub(crate) async fn check_host_only(
     State(shared): State<Arc<Shared>>,
     request: Request,
     next: Next,
 ) -> Response {
+    if let Some(refused) = refuse_host(&shared, &request) {
+        return refused;
+    }
+    next.run(request).await
+}
+
+fn refuse_host(shared: &Shared, request: &Request) -> Option<Response> {
     let host = request
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| request.uri().authority().map(|a| a.as_str()));
     let Some(host) = host else {
-        return forbidden("the request names no Host");
+        return Some(forbidden("the request names no Host"));
     };
     let host = strip_port(host).to_ascii_lowercase();
     if !shared.allowed_hosts.contains(&host) {
-        return forbidden("this Host is not served here");
+        return Some(forbidden("this Host is not served here"));
+    }
+    None
+}
+
+/// DNS-rebinding protection: a browser tricked into calling us names a foreign Host (and Origin).
+pub(crate) async fn check_host(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(refused) = refuse_host(&shared, &request) {
+        return refused;
     }
     if let Some(origin) = request.headers().get(header::ORIGIN) {
         let origin_host = origin

@@ -15,8 +15,10 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
 
 use crate::Error;
-use crate::auth::{AuthProvider, Challenge, get_auth_provider};
-use crate::config::Config;
+use crate::auth::{Auth0Provider, AuthProvider, Challenge, get_auth_provider};
+use crate::config::{Config, ProviderConfig};
+use crate::oauth::{self, OAuth, ProxyProvider};
+use crate::storage::{EncryptedStore, MemoryStore, RedisStore, Store};
 use crate::tool::{Registry, Tool, ToolDef};
 
 /// The default limit on a request body.
@@ -30,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) challenge: Challenge,
     pub(crate) allowed_hosts: Vec<String>,
     pub(crate) body_limit: usize,
+    /// The authorization server, when the server runs one (`JWT_SIGNING_KEY` set).
+    pub(crate) oauth: Option<Arc<OAuth>>,
 }
 
 impl Shared {
@@ -54,6 +58,8 @@ pub struct ServerBuilder {
     tools: ToolSelection,
     provider: Option<Arc<dyn AuthProvider>>,
     body_limit: usize,
+    store: Option<Arc<dyn Store>>,
+    registrations_per_minute: u32,
 }
 
 impl Server {
@@ -72,6 +78,8 @@ impl Server {
             tools: ToolSelection::Linked,
             provider: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            store: None,
+            registrations_per_minute: oauth::DEFAULT_REGISTRATIONS_PER_MINUTE,
         }
     }
 
@@ -90,7 +98,13 @@ impl Server {
         self.shared.provider.as_ref()
     }
 
-    /// The routes: `/mcp`, the protected-resource metadata, `/healthz`.
+    /// The encrypted store of the authorization server, when it runs one.
+    pub fn store(&self) -> Option<&EncryptedStore> {
+        self.shared.oauth.as_ref().map(|oauth| &oauth.store)
+    }
+
+    /// The routes: `/mcp`, the protected-resource metadata, `/healthz`, and the authorization
+    /// server's when it runs.
     pub fn router(&self) -> Router {
         let shared = self.shared.clone();
         let mut rmcp_config = StreamableHttpServerConfig::default()
@@ -108,7 +122,7 @@ impl Server {
             Arc::new(LocalSessionManager::default()),
             rmcp_config,
         );
-        Router::new()
+        let mut router = Router::new()
             .route_service("/mcp", mcp)
             .route_layer(axum::middleware::from_fn_with_state(
                 shared.clone(),
@@ -127,7 +141,15 @@ impl Server {
                 gate::check_host,
             ))
             .route("/healthz", get(|| async { "ok" }))
-            .with_state(shared)
+            .with_state(shared.clone());
+        if let Some(oauth) = &shared.oauth {
+            // Browser-facing and called by clients from other origins: the Host check (DNS
+            // rebinding) applies, the Origin check does not.
+            router = router.merge(oauth::routes(oauth.clone()).layer(
+                axum::middleware::from_fn_with_state(shared.clone(), gate::check_host_only),
+            ));
+        }
+        router
     }
 
     /// Puts your own axum routes behind the same Host check and bearer-token verification as `/mcp`,
@@ -173,7 +195,10 @@ impl Server {
         self.warm_up().await;
         let local = listener.local_addr().map_err(Error::Serve)?;
         tracing::info!(addr = %local, resource = %self.shared.config.resource_uri(), tools = self.shared.registry.len(), "toolgate is serving");
-        axum::serve(listener, self.router())
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })
@@ -236,6 +261,19 @@ impl ServerBuilder {
         self
     }
 
+    /// The store behind the authorization server, instead of the one the configuration names
+    /// (Redis with `REDIS_HOST`, otherwise in memory). It is always wrapped in Fernet encryption.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// How many client registrations one address may make per minute (default 20).
+    pub fn registrations_per_minute(mut self, limit: u32) -> Self {
+        self.registrations_per_minute = limit;
+        self
+    }
+
     /// The largest request body accepted, in bytes.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
@@ -248,11 +286,6 @@ impl ServerBuilder {
             ToolSelection::Linked => Registry::from_linked()?,
             ToolSelection::Explicit(defs) => Registry::new(defs)?,
         };
-        let provider = match (self.provider, &self.config.auth) {
-            (Some(provider), _) => Some(provider),
-            (None, Some(auth)) => Some(get_auth_provider(auth)?),
-            (None, None) => None,
-        };
         let base = self.config.base_url();
         let mut scopes: Vec<String> = ["openid", "profile", "email"].map(String::from).to_vec();
         scopes.extend(
@@ -261,6 +294,25 @@ impl ServerBuilder {
                 .into_iter()
                 .map(String::from),
         );
+        let mut oauth = None;
+        let provider = match (self.provider, &self.config.auth) {
+            (Some(provider), _) => Some(provider),
+            (None, Some(auth)) if self.config.authorization_server_enabled() => {
+                let ProviderConfig::Auth0(settings) = &auth.provider;
+                let server = build_authorization_server(
+                    &self.config,
+                    Auth0Provider::new(settings.clone())?,
+                    self.store,
+                    &scopes,
+                    self.registrations_per_minute,
+                )?;
+                let server = Arc::new(server);
+                oauth = Some(server.clone());
+                Some(Arc::new(ProxyProvider { oauth: server }) as Arc<dyn AuthProvider>)
+            }
+            (None, Some(auth)) => Some(get_auth_provider(auth)?),
+            (None, None) => None,
+        };
         let challenge = Challenge::new(
             format!("{base}/.well-known/oauth-protected-resource/mcp"),
             scopes.join(" "),
@@ -274,7 +326,77 @@ impl ServerBuilder {
                 challenge,
                 allowed_hosts,
                 body_limit: self.body_limit,
+                oauth,
             }),
         })
     }
+}
+
+/// The authorization server of a configuration with `JWT_SIGNING_KEY`: its keys, its encrypted
+/// store (Redis with `REDIS_HOST`, else memory), and Auth0 behind it.
+fn build_authorization_server(
+    config: &Config,
+    upstream: Auth0Provider,
+    store: Option<Arc<dyn Store>>,
+    scopes: &[String],
+    registrations_per_minute: u32,
+) -> Result<OAuth, Error> {
+    let signing_key = config
+        .jwt_signing_key
+        .as_ref()
+        .expect("the authorization server runs only with JWT_SIGNING_KEY");
+    let in_memory = store.is_none() && config.redis.is_none();
+    let store: Arc<dyn Store> = match (store, &config.redis) {
+        (Some(store), _) => store,
+        (None, Some(redis)) => Arc::new(RedisStore::new(redis).map_err(|e| {
+            Error::Config(crate::ConfigError {
+                problems: vec![("REDIS_HOST".into(), e.to_string())],
+            })
+        })?),
+        (None, None) => Arc::new(MemoryStore::new()),
+    };
+    // A memory store dies with the process, so a key made now protects it as well as a configured one.
+    let encryption_keys = match &config.storage_encryption_key {
+        Some(keys) => keys.secret().to_owned(),
+        None if in_memory => EncryptedStore::generate_key(),
+        None => {
+            return Err(Error::Config(crate::ConfigError {
+                problems: vec![(
+                    "STORAGE_ENCRYPTION_KEY".into(),
+                    "missing; a shared store needs a Fernet key".into(),
+                )],
+            }));
+        }
+    };
+    let naming_secret = oauth::Keys::storage_naming_secret(signing_key.secret());
+    let store = EncryptedStore::new(store, &encryption_keys, &naming_secret).map_err(|e| {
+        Error::Config(crate::ConfigError {
+            problems: vec![("STORAGE_ENCRYPTION_KEY".into(), e.to_string())],
+        })
+    })?;
+    if in_memory {
+        tracing::warn!(
+            "the authorization server keeps its records in memory: one process only, and a restart signs everyone out (set REDIS_HOST to share them)"
+        );
+    }
+    let base = config.base_url();
+    let settings = oauth::Settings {
+        issuer: base.clone(),
+        resource: config.resource_uri(),
+        callback_url: format!("{base}/auth/callback"),
+        scopes_supported: scopes
+            .iter()
+            .cloned()
+            .chain(std::iter::once("offline_access".to_owned()))
+            .collect(),
+        dev_mode: config.dev_mode,
+        plain_http: config.resource_base_url.scheme() == "http",
+        registrations_per_minute,
+    };
+    Ok(OAuth::new(
+        settings,
+        upstream,
+        store,
+        oauth::Keys::derive(signing_key.secret()),
+    ))
 }
