@@ -63,6 +63,11 @@ impl RedisStore {
     /// even while Redis is down (each command then fails with `Unavailable` until it is back); call
     /// [`ping`](Self::ping) to find out at start whether Redis answers.
     pub async fn connect(config: &RedisConfig) -> Result<Self, StoreError> {
+        Self::new(config)
+    }
+
+    /// `connect` for synchronous set-up (`ServerBuilder::build`): it awaits nothing either way.
+    pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
         let mut settings = RedisConnectionInfo::default();
         if let Some(password) = &config.password {
             settings = settings.set_password(password.secret());

@@ -1,0 +1,202 @@
+//! The OAuth 2.1 authorization server that fronts Auth0, as MCP clients expect: metadata (RFC 8414),
+//! dynamic registration (RFC 7591) and client metadata documents, authorize with PKCE and a consent
+//! page, the Auth0 callback, token, revocation (RFC 7009); and the tokens it issues, whose `jti` leads
+//! to the Auth0 grant kept encrypted in the store.
+//!
+//! One authorization is one *grant*: the upstream Auth0 tokens plus our client, scope and resource.
+//! Every code, refresh token and access token we issue points at its grant; revoking the family
+//! deletes the grant, and everything pointing at it stops working at once.
+
+mod authorize;
+mod callback;
+mod clients;
+mod crypto;
+mod grants;
+mod metadata;
+mod responses;
+mod token;
+mod upstream;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::auth::{AccessToken, Auth0Provider};
+use crate::storage::EncryptedStore;
+
+pub(crate) use grants::ProxyProvider;
+
+/// How long a consent transaction (the page and its cookie) lasts.
+const CONSENT_TTL: Duration = Duration::from_secs(600);
+/// How long the upstream `state` of a login in progress at Auth0 lasts.
+const UPSTREAM_STATE_TTL: Duration = Duration::from_secs(600);
+/// How long one of our authorization codes lasts.
+const CODE_TTL: Duration = Duration::from_secs(300);
+/// The longest lifetime of one of our access tokens.
+const ACCESS_TOKEN_MAX_TTL: Duration = Duration::from_secs(3600);
+/// How long a grant and its refresh tokens live without use.
+const GRANT_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long a registration lives.
+const CLIENT_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The scopes every sign-in asks Auth0 for, besides the tools' permissions.
+const UPSTREAM_BASE_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+/// Registrations accepted per client address per minute, by default.
+pub(crate) const DEFAULT_REGISTRATIONS_PER_MINUTE: u32 = 20;
+
+/// What the authorization server needs from the configuration.
+pub(crate) struct Settings {
+    /// Our issuer: `RESOURCE_BASE_URL` without a trailing slash.
+    pub(crate) issuer: String,
+    /// Our resource URI: the base URL plus `/mcp`.
+    pub(crate) resource: String,
+    /// Where Auth0 sends the browser back: the base URL plus `/auth/callback`.
+    pub(crate) callback_url: String,
+    /// The scopes a client may ask for: OpenID's plus every permission a tool declares.
+    pub(crate) scopes_supported: Vec<String>,
+    /// Loopback conveniences (see `Config::dev_mode`).
+    pub(crate) dev_mode: bool,
+    /// True when the base URL is plain http (on loopback): cookies cannot be `Secure` there.
+    pub(crate) plain_http: bool,
+    /// Registrations per client address per minute.
+    pub(crate) registrations_per_minute: u32,
+}
+
+/// Keys derived from `JWT_SIGNING_KEY`, one per purpose.
+pub(crate) struct Keys {
+    pub(crate) access_encoding: jsonwebtoken::EncodingKey,
+    pub(crate) access_decoding: jsonwebtoken::DecodingKey,
+    pub(crate) cookie: [u8; 32],
+}
+
+impl Keys {
+    pub(crate) fn derive(signing_key: &str) -> Self {
+        let access = crypto::derive_key(signing_key.as_bytes(), "access-token");
+        Self {
+            access_encoding: jsonwebtoken::EncodingKey::from_secret(&access)
+                .expect("HMAC accepts a 32-byte key"),
+            access_decoding: jsonwebtoken::DecodingKey::from_secret(&access)
+                .expect("HMAC accepts a 32-byte key"),
+            cookie: crypto::derive_key(signing_key.as_bytes(), "consent-cookie"),
+        }
+    }
+
+    /// The secret the store derives its key-naming HMAC key from: stable across Fernet rotation.
+    pub(crate) fn storage_naming_secret(signing_key: &str) -> [u8; 32] {
+        crypto::derive_key(signing_key.as_bytes(), "storage-names")
+    }
+}
+
+/// The authorization server's state, shared by its handlers and by the token verifier.
+pub(crate) struct OAuth {
+    pub(crate) settings: Settings,
+    pub(crate) upstream: Auth0Provider,
+    pub(crate) store: EncryptedStore,
+    pub(crate) keys: Keys,
+    /// Registrations per client address in the current minute.
+    registrations: moka::sync::Cache<IpAddr, Arc<AtomicU32>>,
+    /// Client metadata documents already fetched.
+    pub(crate) documents: moka::future::Cache<String, Arc<clients::Client>>,
+    /// Our access tokens already verified: raw token → claims. Saves the HMAC and JSON work.
+    pub(crate) verified: moka::sync::Cache<String, Arc<grants::OurClaims>>,
+    /// `jti` → the upstream token the tool receives. Bounded so a revocation on another instance
+    /// takes effect within `RESOLVED_TTL`.
+    pub(crate) resolved: moka::future::Cache<String, AccessToken>,
+}
+
+impl OAuth {
+    pub(crate) fn new(
+        settings: Settings,
+        upstream: Auth0Provider,
+        store: EncryptedStore,
+        keys: Keys,
+    ) -> Self {
+        Self {
+            settings,
+            upstream,
+            store,
+            keys,
+            registrations: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+            documents: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(clients::DOCUMENT_CACHE_TTL)
+                .build(),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .expire_after(grants::ExpireAtExp)
+                .build(),
+            resolved: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .expire_after(grants::ExpireResolved)
+                .build(),
+        }
+    }
+
+    /// Counts one registration from `address`; false once it is over the limit for this minute.
+    fn admit_registration(&self, address: Option<IpAddr>) -> bool {
+        // Requests whose peer address is unknown (a router mounted without connect info) share one
+        // bucket: limited together rather than not at all.
+        let address = address.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let count = self
+            .registrations
+            .get_with(address, || Arc::new(AtomicU32::new(0)));
+        count.fetch_add(1, Ordering::Relaxed) < self.settings.registrations_per_minute
+    }
+
+    /// Forgets every resolved token, after a revocation on this instance.
+    pub(crate) fn forget_resolved(&self) {
+        self.resolved.invalidate_all();
+    }
+}
+
+/// Form or query parameters, refusing repeats (RFC 6749 §3.1: a parameter must not appear twice).
+pub(crate) fn parse_params(
+    raw: &[u8],
+) -> Result<std::collections::HashMap<String, String>, String> {
+    let mut params = std::collections::HashMap::new();
+    for (name, value) in url::form_urlencoded::parse(raw) {
+        if params
+            .insert(name.to_string(), value.into_owned())
+            .is_some()
+        {
+            return Err(format!("the parameter `{name}` is repeated"));
+        }
+    }
+    Ok(params)
+}
+
+/// The authorization server's routes.
+pub(crate) fn routes(oauth: Arc<OAuth>) -> Router {
+    Router::new()
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(metadata::authorization_server),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server/mcp",
+            get(metadata::authorization_server),
+        )
+        .route("/register", post(clients::register))
+        .route("/authorize", get(authorize::authorize))
+        .route("/authorize/consent", post(authorize::consent))
+        .route("/auth/callback", get(callback::callback))
+        .route("/token", post(token::token))
+        .route("/revoke", post(token::revoke))
+        .with_state(oauth)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn repeated_parameters_are_refused() {
+        assert_eq!(super::parse_params(b"a=1&b=%20").unwrap()["b"], " ");
+        assert!(super::parse_params(b"a=1&a=2").is_err());
+        assert!(super::parse_params(b"").unwrap().is_empty());
+    }
+}
