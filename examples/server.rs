@@ -220,7 +220,11 @@ fn print_banner(server: &Server, dev_idp: Option<&DevIdp>, listening: SocketAddr
     println!();
     match dev_idp {
         Some(_) => {
-            let store = if server.config().redis.is_some() { "Redis" } else { "in-memory store" };
+            let store = if server.config().redis.is_some() {
+                "Redis"
+            } else {
+                "in-memory store"
+            };
             println!("toolgate example server, DEV MODE (local Auth0 stand-in, {store})")
         }
         None => println!("toolgate example server"),
@@ -245,14 +249,20 @@ fn print_banner(server: &Server, dev_idp: Option<&DevIdp>, listening: SocketAddr
         idp.url()
     );
     println!();
-    println!("Sign in from any MCP client: point it at the MCP endpoint. It registers, you approve on our");
-    println!("consent page, then sign in as alice or bob on the dev login page and pick permissions.");
+    println!(
+        "Sign in from any MCP client: point it at the MCP endpoint. It registers, you approve on our"
+    );
+    println!(
+        "consent page, then sign in as alice or bob on the dev login page and pick permissions."
+    );
     println!(
         "  npx @modelcontextprotocol/inspector   # transport: Streamable HTTP, URL: {}",
         server.config().resource_uri()
     );
     println!();
-    println!("Or, like a machine-to-machine client, fetch a dev Auth0 token for alice with every permission:");
+    println!(
+        "Or, like a machine-to-machine client, fetch a dev Auth0 token for alice with every permission:"
+    );
     println!(
         "  TOKEN=$(curl -s {}/oauth/token -d grant_type=password -d username=alice -d password=dev \\\n    -d client_id={} -d client_secret={} -d audience={} \\\n    -d 'scope=openid profile email' -d 'permissions={}' | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')",
         idp.url(),
