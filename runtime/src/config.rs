@@ -461,6 +461,36 @@ mod tests {
     }
 
     #[test]
+    fn the_authorization_server_needs_a_long_signing_key_and_an_encryption_key_for_redis() {
+        let mut vars = auth0_vars();
+        vars.push(("JWT_SIGNING_KEY", "short-key-value"));
+        let error = Config::from_vars(vars.clone()).unwrap_err();
+        assert_eq!(error.problems[0].0, "JWT_SIGNING_KEY");
+        assert!(!error.to_string().contains("short-key-value"));
+
+        vars.pop();
+        vars.push(("JWT_SIGNING_KEY", "a-signing-key-of-forty-characters-at-least"));
+        let config = Config::from_vars(vars.clone()).unwrap();
+        assert!(config.authorization_server_enabled());
+        assert!(!Config::from_vars(auth0_vars()).unwrap().authorization_server_enabled());
+
+        vars.push(("REDIS_HOST", "127.0.0.1"));
+        let error = Config::from_vars(vars).unwrap_err();
+        assert_eq!(error.problems[0].0, "STORAGE_ENCRYPTION_KEY");
+    }
+
+    #[test]
+    fn dev_mode_is_for_loopback_base_urls_only() {
+        assert!(Config::from_vars([("TOOLGATE_DEV_MODE", "true")]).unwrap().dev_mode);
+        let error = Config::from_vars([
+            ("TOOLGATE_DEV_MODE", "true"),
+            ("RESOURCE_BASE_URL", "https://mcp.example.com"),
+        ])
+        .unwrap_err();
+        assert_eq!(error.problems[0].0, "TOOLGATE_DEV_MODE");
+    }
+
+    #[test]
     fn plain_http_domains_are_loopback_only() {
         assert!(parse_domain("http://127.0.0.1:9000").is_ok());
         assert!(parse_domain("http://localhost:9000/").is_ok());

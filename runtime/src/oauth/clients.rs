@@ -369,7 +369,9 @@ async fn fetch_client_document(client_id: &str, dev_mode: bool) -> Result<Client
     if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
         return Err("a client id URL may not have a fragment or credentials".into());
     }
-    if url.path() == "/" || url.path().split('/').any(|s| s == "." || s == "..") {
+    // The parsed URL has its dot segments resolved already; the client id as written must have none.
+    let raw_path = client_id.split(['?', '#']).next().unwrap_or("");
+    if url.path() == "/" || raw_path.split('/').any(|s| s == "." || s == "..") {
         return Err("a client id URL needs a path without dot segments".into());
     }
     let host = url
@@ -721,6 +723,30 @@ mod tests {
         }
         for public in ["93.184.216.34", "2606:2800:220:1::1", "8.8.8.8"] {
             assert!(is_public_address(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn metadata_documents_on_private_addresses_are_refused_outside_dev_mode() {
+        for url in [
+            "https://127.0.0.1/client.json",
+            "https://localhost/client.json",
+            "https://10.0.0.8/client.json",
+            "https://169.254.169.254/latest/meta-data",
+            "https://[::1]/client.json",
+        ] {
+            let error = fetch_client_document(url, false).await.unwrap_err();
+            assert!(error.contains("private or reserved"), "{url}: {error}");
+        }
+        for (url, why) in [
+            ("http://example.com/client.json", "https"),
+            ("https://example.com/", "path"),
+            ("https://example.com/a/../client.json", "path"),
+            ("https://user:pw@example.com/client.json", "credentials"),
+            ("http://127.0.0.1/client.json", "https"),
+        ] {
+            let error = fetch_client_document(url, false).await.unwrap_err();
+            assert!(error.contains(why), "{url}: {error}");
         }
     }
 
