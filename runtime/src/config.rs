@@ -469,10 +469,17 @@ mod tests {
         assert!(!error.to_string().contains("short-key-value"));
 
         vars.pop();
-        vars.push(("JWT_SIGNING_KEY", "a-signing-key-of-forty-characters-at-least"));
+        vars.push((
+            "JWT_SIGNING_KEY",
+            "a-signing-key-of-forty-characters-at-least",
+        ));
         let config = Config::from_vars(vars.clone()).unwrap();
         assert!(config.authorization_server_enabled());
-        assert!(!Config::from_vars(auth0_vars()).unwrap().authorization_server_enabled());
+        assert!(
+            !Config::from_vars(auth0_vars())
+                .unwrap()
+                .authorization_server_enabled()
+        );
 
         vars.push(("REDIS_HOST", "127.0.0.1"));
         let error = Config::from_vars(vars).unwrap_err();
@@ -481,7 +488,11 @@ mod tests {
 
     #[test]
     fn dev_mode_is_for_loopback_base_urls_only() {
-        assert!(Config::from_vars([("TOOLGATE_DEV_MODE", "true")]).unwrap().dev_mode);
+        assert!(
+            Config::from_vars([("TOOLGATE_DEV_MODE", "true")])
+                .unwrap()
+                .dev_mode
+        );
         let error = Config::from_vars([
             ("TOOLGATE_DEV_MODE", "true"),
             ("RESOURCE_BASE_URL", "https://mcp.example.com"),

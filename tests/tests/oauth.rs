@@ -1292,3 +1292,31 @@ async fn two_processes_sharing_redis_serve_one_flow() {
     assert_eq!(claims["sub"], "auth0|alice");
     assert_eq!(claims["iss"], idp.issuer());
 }
+
+#[tokio::test]
+async fn concurrent_requests_on_several_instances_refresh_the_upstream_token_one_at_a_time() {
+    // Auth0 tokens inside the refresh margin, and an IdP that treats a refresh token used twice as
+    // stolen (it revokes the family, as Auth0's reuse detection does): a second refresh with a
+    // rotated-away token would sign the user out, so every call succeeding shows the lock works.
+    let s = setup_with(Duration::from_secs(30)).await;
+    let (_, tokens) = s.sign_in().await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    // Each instance coalesces its own concurrent resolutions, so the race is between instances.
+    let mut instances = vec![];
+    for _ in 0..4 {
+        instances.push(s.another_instance(None).await);
+    }
+    for _round in 0..3 {
+        let calls = instances
+            .iter()
+            .map(|server| call_on(server, &access, "claims"));
+        for response in futures::future::join_all(calls).await {
+            assert_eq!(response.status(), 200);
+        }
+    }
+    // The grant survived: every instance still serves it afterwards.
+    for server in &instances {
+        assert_eq!(call_on(server, &access, "claims").await.status(), 200);
+    }
+    assert_eq!(s.call(&access, "claims").await.status(), 200);
+}

@@ -421,15 +421,17 @@ impl OAuth {
         if grant.upstream.expires_at - unix_now() > UPSTREAM_REFRESH_MARGIN {
             return Ok(grant);
         }
-        let unavailable = |e: StoreError| AuthError::Unavailable(e.to_string());
-        let Some(refresh_token) = grant.upstream.refresh_token.clone() else {
+        if grant.upstream.refresh_token.is_none() {
             if grant.upstream.expires_at > unix_now() {
                 return Ok(grant);
             }
             return Err(AuthError::Invalid(
                 "the upstream token expired and there is no refresh token".into(),
             ));
-        };
+        }
+        let unavailable = |e: StoreError| AuthError::Unavailable(e.to_string());
+        // The token this request saw: a different one in the store means another request refreshed.
+        let seen = grant.upstream.access_token;
         for _ in 0..50 {
             if let Some(lock) = self
                 .store
@@ -437,20 +439,20 @@ impl OAuth {
                 .await
                 .map_err(unavailable)?
             {
-                let result = self.refresh_upstream_locked(grant_id, &refresh_token).await;
+                let result = self.refresh_upstream_locked(grant_id, &seen).await;
                 if let Err(error) = self.store.unlock(lock).await {
                     tracing::warn!(%error, "could not release a refresh lock; it expires by itself");
                 }
                 return result;
             }
-            // Another instance is refreshing this grant: wait for its result.
+            // Another request or instance is refreshing this grant: wait for its result.
             tokio::time::sleep(Duration::from_millis(100)).await;
             let current = self
                 .grant(grant_id)
                 .await
                 .map_err(unavailable)?
                 .ok_or_else(|| AuthError::Invalid("this token's grant was revoked".into()))?;
-            if current.upstream.expires_at - unix_now() > UPSTREAM_REFRESH_MARGIN {
+            if current.upstream.access_token != seen {
                 return Ok(current);
             }
         }
@@ -462,19 +464,24 @@ impl OAuth {
     async fn refresh_upstream_locked(
         &self,
         grant_id: &str,
-        refresh_token: &str,
+        seen: &str,
     ) -> Result<Grant, AuthError> {
         let unavailable = |e: StoreError| AuthError::Unavailable(e.to_string());
-        // Another instance may have refreshed between our check and our lock.
+        // Read again under the lock: the grant may have been refreshed (and its refresh token
+        // rotated) since this request loaded it. Refreshing with a rotated-away token would look
+        // like theft to Auth0.
         let mut grant = self
             .grant(grant_id)
             .await
             .map_err(unavailable)?
             .ok_or_else(|| AuthError::Invalid("this token's grant was revoked".into()))?;
-        if grant.upstream.expires_at - unix_now() > UPSTREAM_REFRESH_MARGIN {
+        if grant.upstream.access_token != seen {
             return Ok(grant);
         }
-        let refreshed = match upstream::refresh(&self.upstream, refresh_token).await {
+        let Some(refresh_token) = grant.upstream.refresh_token.clone() else {
+            return Err(AuthError::Invalid("this grant has no refresh token".into()));
+        };
+        let refreshed = match upstream::refresh(&self.upstream, &refresh_token).await {
             Ok(tokens) => tokens,
             Err(UpstreamError::Rejected(reason)) => {
                 // Auth0 ended this sign-in (revoked, expired, or reuse detected): so do we.
@@ -490,7 +497,7 @@ impl OAuth {
         grant.upstream = UpstreamTokens {
             access_token: refreshed.access_token,
             // Auth0 rotates refresh tokens only when the tenant asks it to.
-            refresh_token: refreshed.refresh_token.or(Some(refresh_token.to_owned())),
+            refresh_token: refreshed.refresh_token.or(Some(refresh_token)),
             expires_at: unix_now() + refreshed.expires_in,
         };
         self.store
