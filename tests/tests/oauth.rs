@@ -1320,3 +1320,57 @@ async fn concurrent_requests_on_several_instances_refresh_the_upstream_token_one
     }
     assert_eq!(s.call(&access, "claims").await.status(), 200);
 }
+
+#[tokio::test]
+async fn browser_clients_on_other_origins_can_read_metadata_and_use_the_token_endpoint() {
+    let s = setup().await;
+    let origin = "https://inspector.example";
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let response = s
+            .http
+            .get(format!("{}{path}", s.base()))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(
+            response.headers()["access-control-allow-origin"],
+            "*",
+            "{path}"
+        );
+    }
+    let preflight = s
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/token", s.base()))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    // The pages are not for other origins to read, and /mcp still refuses a foreign Origin.
+    let page = s
+        .http
+        .get(format!("{}/authorize", s.base()))
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert!(page.headers().get("access-control-allow-origin").is_none());
+    let mcp = mcp_post(
+        &s.http,
+        &s.server.mcp_url(),
+        tools_call_body("claims", json!({})),
+    )
+    .header("origin", origin)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(mcp.status(), 403);
+}

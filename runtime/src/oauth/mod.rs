@@ -173,7 +173,9 @@ pub(crate) fn parse_params(
 
 /// The authorization server's routes.
 pub(crate) fn routes(oauth: Arc<OAuth>) -> Router {
-    Router::new()
+    // What browser-based clients call with fetch from their own origin. No cookie or ambient
+    // credential is involved (clients authenticate explicitly), so any origin may read the answers.
+    let api = Router::new()
         .route(
             "/.well-known/oauth-authorization-server",
             get(metadata::authorization_server),
@@ -183,12 +185,30 @@ pub(crate) fn routes(oauth: Arc<OAuth>) -> Router {
             get(metadata::authorization_server),
         )
         .route("/register", post(clients::register))
-        .route("/authorize", get(authorize::authorize))
-        .route("/authorize/consent", post(authorize::consent))
-        .route("/auth/callback", get(callback::callback))
         .route("/token", post(token::token))
         .route("/revoke", post(token::revoke))
-        .with_state(oauth)
+        .layer(cors());
+    // What the browser navigates to: no CORS, so no other origin can read these pages.
+    let pages = Router::new()
+        .route("/authorize", get(authorize::authorize))
+        .route("/authorize/consent", post(authorize::consent))
+        .route("/auth/callback", get(callback::callback));
+    api.merge(pages).with_state(oauth)
+}
+
+/// CORS for endpoints a browser-based MCP client reads from another origin.
+pub(crate) fn cors() -> tower_http::cors::CorsLayer {
+    use http::{Method, header};
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            http::HeaderName::from_static("mcp-protocol-version"),
+        ])
+        .expose_headers([header::WWW_AUTHENTICATE])
+        .max_age(Duration::from_secs(3600))
 }
 
 #[cfg(test)]

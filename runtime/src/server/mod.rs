@@ -122,12 +122,19 @@ impl Server {
             Arc::new(LocalSessionManager::default()),
             rmcp_config,
         );
-        let mut router = Router::new()
+        let mcp = Router::new()
             .route_service("/mcp", mcp)
             .route_layer(axum::middleware::from_fn_with_state(
                 shared.clone(),
                 gate::gate,
             ))
+            .layer(axum::middleware::from_fn_with_state(
+                shared.clone(),
+                gate::check_host,
+            ));
+        // Public metadata that browser-based clients read from their own origin: the Host check
+        // (DNS rebinding) applies, the Origin check does not.
+        let metadata = Router::new()
             .route(
                 "/.well-known/oauth-protected-resource",
                 get(metadata::protected_resource),
@@ -136,15 +143,16 @@ impl Server {
                 "/.well-known/oauth-protected-resource/mcp",
                 get(metadata::protected_resource),
             )
+            .layer(oauth::cors())
             .layer(axum::middleware::from_fn_with_state(
                 shared.clone(),
-                gate::check_host,
-            ))
+                gate::check_host_only,
+            ));
+        let mut router = mcp
+            .merge(metadata)
             .route("/healthz", get(|| async { "ok" }))
             .with_state(shared.clone());
         if let Some(oauth) = &shared.oauth {
-            // Browser-facing and called by clients from other origins: the Host check (DNS
-            // rebinding) applies, the Origin check does not.
             router = router.merge(oauth::routes(oauth.clone()).layer(
                 axum::middleware::from_fn_with_state(shared.clone(), gate::check_host_only),
             ));
