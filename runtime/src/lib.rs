@@ -36,7 +36,8 @@ pub use storage::{
     EncryptedStore, MemoryStore, RedisStore, StorageKeyError, Store, StoreError, StoreLock,
 };
 pub use tool::{
-    Contents, Registry, Tool, ToolCall, ToolContext, ToolDef, ToolError, ToolErrorKind,
+    Answers, Contents, LogLevel, Questions, Registry, Tool, ToolCall, ToolContext, ToolDef,
+    ToolError, ToolErrorKind,
 };
 pub use toolgate_macros::mcp_tool;
 

@@ -1,8 +1,11 @@
+#![allow(deprecated)] // logging/setLevel is deprecated by SEP-2577 yet current in 2025-11-25
+
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ErrorData, Implementation, JsonObject,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool as McpTool,
+    CacheScope, CallToolRequestParams, CallToolResponse, ErrorData, Implementation, JsonObject,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    SetLevelRequestParams, Tool as McpTool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler};
@@ -10,17 +13,25 @@ use serde_json::json;
 
 use super::Shared;
 use crate::auth::AccessToken;
-use crate::tool::{ToolCall, ToolError};
+use crate::tool::{LogLevel, SessionLogLevel, ToolCall};
 
-/// The rmcp handler: lists and calls the registry's tools.
+/// How long a client may reuse a `tools/list` answer: the list is fixed for the life of the
+/// process, but a deploy can change it, so a minute keeps clients close to current.
+const TOOLS_LIST_TTL_MS: u64 = 60_000;
+
+/// The rmcp handler: lists and calls the registry's tools. One per MCP session.
 #[derive(Clone)]
 pub(crate) struct ToolgateHandler {
     shared: Arc<Shared>,
+    log_level: SessionLogLevel,
 }
 
 impl ToolgateHandler {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+        Self {
+            shared,
+            log_level: SessionLogLevel::default(),
+        }
     }
 
     /// Tools that declare permissions are callable only with auth on and a token that holds them.
@@ -42,7 +53,12 @@ fn token_of(context: &RequestContext<RoleServer>) -> Option<AccessToken> {
 
 impl ServerHandler for ToolgateHandler {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_logging()
+                .build(),
+        )
             .with_server_info(Implementation::new("toolgate", env!("CARGO_PKG_VERSION")))
     }
 
@@ -72,10 +88,28 @@ impl ServerHandler for ToolgateHandler {
                 Some(listing)
             })
             .collect();
+        // Which tools are listed depends on the caller's token when auth is on, so only then is
+        // the answer private to the caller.
+        let scope = if self.shared.auth_enabled() {
+            CacheScope::Private
+        } else {
+            CacheScope::Public
+        };
         Ok(ListToolsResult {
             tools,
             ..Default::default()
-        })
+        }
+        .with_ttl_ms(TOOLS_LIST_TTL_MS)
+        .with_cache_scope(scope))
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.log_level.set(LogLevel::from(request.level));
+        Ok(())
     }
 
     fn get_tool(&self, name: &str) -> Option<McpTool> {
@@ -105,8 +139,16 @@ impl ServerHandler for ToolgateHandler {
         }
         let token = token_of(&context);
         let call = ToolCall::new(tool.def.name, request.arguments.unwrap_or_default(), token)
-            .with_context(context);
-        let outcome = (tool.def.handler)(call).await;
-        outcome.or_else(ToolError::into_response).map(Into::into)
+            .with_context(context)
+            .with_session_log_level(self.log_level.clone())
+            .with_client_input(request.input_responses, request.request_state.as_deref());
+        let outcome = match call {
+            Ok(call) => (tool.def.handler)(call).await,
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(result) => Ok(result.into()),
+            Err(error) => error.into_response(),
+        }
     }
 }

@@ -1,7 +1,10 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use rmcp::model::{CallToolResult, ContentBlock, ErrorCode, ErrorData};
+use rmcp::model::{
+    CallToolResponse, CallToolResult, ClientCapabilities, ContentBlock, ErrorCode, ErrorData,
+    InputRequiredResult,
+};
 use serde_json::{Value, json};
 
 /// Why a tool call failed. Most kinds become a tool result with `isError: true` (the caller's model
@@ -25,6 +28,13 @@ pub enum ToolErrorKind {
     UserInfoUnavailable,
     /// The profile returned by `/userinfo` belongs to someone else.
     UserInfoMismatch,
+    /// The tool needs answers from the client first (sampling, elicitation, roots): the call ends
+    /// with an `input_required` result and the client calls again with the answers.
+    InputRequired,
+    /// The tool needs a client capability (sampling, elicitation, roots) the client did not declare.
+    MissingClientCapability,
+    /// The `requestState` the client echoed back was not issued by this server for this call.
+    InvalidRequestState,
 }
 
 impl ToolErrorKind {
@@ -39,6 +49,9 @@ impl ToolErrorKind {
             Self::UserInfoRateLimited => "userinfo_rate_limited",
             Self::UserInfoUnavailable => "userinfo_unavailable",
             Self::UserInfoMismatch => "userinfo_subject_mismatch",
+            Self::InputRequired => "input_required",
+            Self::MissingClientCapability => "missing_client_capability",
+            Self::InvalidRequestState => "invalid_request_state",
         }
     }
 }
@@ -52,6 +65,14 @@ pub struct ToolError {
     kind: ToolErrorKind,
     message: Cow<'static, str>,
     data: Option<Value>,
+    protocol: Option<Box<ProtocolReply>>,
+}
+
+/// What some kinds carry to the client instead of a message.
+#[derive(Clone)]
+enum ProtocolReply {
+    InputRequired(InputRequiredResult),
+    MissingCapability(ClientCapabilities),
 }
 
 impl ToolError {
@@ -66,7 +87,32 @@ impl ToolError {
             kind,
             message: message.into(),
             data: None,
+            protocol: None,
         }
+    }
+
+    /// Ends the call with an `input_required` result: the client answers `result`'s input requests
+    /// and calls the tool again. [`ToolContext::ask`](crate::ToolContext::ask) builds these for you.
+    pub fn input_required(result: InputRequiredResult) -> Self {
+        let keys: Vec<&str> = result
+            .input_requests
+            .iter()
+            .flat_map(|requests| requests.keys().map(String::as_str))
+            .collect();
+        let message = format!("the tool needs input from the client first: {keys:?}");
+        let mut error = Self::with_kind(ToolErrorKind::InputRequired, message);
+        error.protocol = Some(Box::new(ProtocolReply::InputRequired(result)));
+        error
+    }
+
+    /// The client lacks a capability the tool needs: JSON-RPC error -32021 naming it.
+    pub fn missing_client_capability(required: ClientCapabilities) -> Self {
+        let mut error = Self::with_kind(
+            ToolErrorKind::MissingClientCapability,
+            "the client did not declare a capability this tool needs",
+        );
+        error.protocol = Some(Box::new(ProtocolReply::MissingCapability(required)));
+        error
     }
 
     /// Arguments that do not fit the schema: a JSON-RPC invalid-params error.
@@ -92,11 +138,19 @@ impl ToolError {
 
     /// Turns the error into what MCP sends back: a JSON-RPC error for protocol-level problems,
     /// otherwise a tool result flagged as an error.
-    pub(crate) fn into_response(self) -> Result<CallToolResult, ErrorData> {
+    pub(crate) fn into_response(self) -> Result<CallToolResponse, ErrorData> {
+        match self.protocol.map(|reply| *reply) {
+            Some(ProtocolReply::InputRequired(result)) => return Ok(result.into()),
+            Some(ProtocolReply::MissingCapability(required)) => {
+                return Err(ErrorData::missing_required_client_capability(required));
+            }
+            None => {}
+        }
         match self.kind {
             ToolErrorKind::InvalidArguments => {
                 Err(ErrorData::invalid_params(self.message, self.data))
             }
+            ToolErrorKind::InvalidRequestState => Err(ErrorData::invalid_params(self.message, None)),
             ToolErrorKind::PermissionDenied | ToolErrorKind::Unauthenticated => Err(
                 ErrorData::new(ErrorCode::INVALID_REQUEST, self.message, self.data),
             ),
@@ -108,7 +162,7 @@ impl ToolError {
                     meta.insert("toolgate/detail".into(), data);
                 }
                 result.meta = Some(rmcp::model::MetaObject(meta));
-                Ok(result)
+                Ok(result.into())
             }
         }
     }

@@ -3,12 +3,17 @@
 
 pub(crate) mod context;
 mod error;
+mod input;
+mod logging;
 mod output;
 mod registry;
 mod schema;
 
 pub use context::{ToolCall, ToolContext};
 pub use error::{ToolError, ToolErrorKind};
+pub use input::{Answers, Questions};
+pub(crate) use logging::SessionLogLevel;
+pub use logging::LogLevel;
 pub use output::{Contents, ToolOutput};
 pub use registry::{Registry, ToolRegistration};
 pub use schema::{InputSchema, ToolArgument};
