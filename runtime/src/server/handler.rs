@@ -59,7 +59,7 @@ impl ServerHandler for ToolgateHandler {
                 .enable_logging()
                 .build(),
         )
-            .with_server_info(Implementation::new("toolgate", env!("CARGO_PKG_VERSION")))
+        .with_server_info(Implementation::new("toolgate", env!("CARGO_PKG_VERSION")))
     }
 
     async fn list_tools(

@@ -213,7 +213,9 @@ impl ToolContext {
 
     /// The token the client attached to ask for progress notifications, if it did.
     pub fn progress_token(&self) -> Option<ProgressToken> {
-        self.context.as_ref().and_then(|c| c.meta.get_progress_token())
+        self.context
+            .as_ref()
+            .and_then(|c| c.meta.get_progress_token())
     }
 
     /// Reports progress (`notifications/progress`) when the client asked for it with a progress
@@ -256,7 +258,11 @@ impl ToolContext {
         {
             return false;
         }
-        match self.session_log_level.as_ref().and_then(SessionLogLevel::get) {
+        match self
+            .session_log_level
+            .as_ref()
+            .and_then(SessionLogLevel::get)
+        {
             Some(minimum) => level >= minimum,
             None => true,
         }
@@ -300,7 +306,9 @@ impl ToolContext {
         params: ElicitRequestParams,
     ) -> Result<ElicitResult, ToolError> {
         let key = key.into();
-        let answers = self.ask(Questions::new().elicit(key.clone(), params)).await?;
+        let answers = self
+            .ask(Questions::new().elicit(key.clone(), params))
+            .await?;
         answers.elicitation(&key)
     }
 
@@ -312,7 +320,9 @@ impl ToolContext {
         params: CreateMessageRequestParams,
     ) -> Result<CreateMessageResult, ToolError> {
         let key = key.into();
-        let answers = self.ask(Questions::new().sample(key.clone(), params)).await?;
+        let answers = self
+            .ask(Questions::new().sample(key.clone(), params))
+            .await?;
         answers.sampling(&key)
     }
 

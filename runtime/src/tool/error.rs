@@ -150,7 +150,9 @@ impl ToolError {
             ToolErrorKind::InvalidArguments => {
                 Err(ErrorData::invalid_params(self.message, self.data))
             }
-            ToolErrorKind::InvalidRequestState => Err(ErrorData::invalid_params(self.message, None)),
+            ToolErrorKind::InvalidRequestState => {
+                Err(ErrorData::invalid_params(self.message, None))
+            }
             ToolErrorKind::PermissionDenied | ToolErrorKind::Unauthenticated => Err(
                 ErrorData::new(ErrorCode::INVALID_REQUEST, self.message, self.data),
             ),

@@ -200,7 +200,9 @@ impl Questions {
                     .associated_data(binding.as_bytes())
                     .ttl(STATE_TTL),
             )
-            .map_err(|error| ToolError::new(format!("could not seal the request state: {error}")))?;
+            .map_err(|error| {
+                ToolError::new(format!("could not seal the request state: {error}"))
+            })?;
         Err(ToolError::input_required(InputRequiredResult::new(
             Some(missing),
             Some(state),
@@ -362,7 +364,10 @@ mod tests {
                 json!({"role": "assistant", "content": {"type": "text", "text": "Hello"},
                        "model": "m", "stopReason": "endTurn"}),
             ),
-            ("roots".to_owned(), json!({"roots": [{"uri": "file:///tmp"}]})),
+            (
+                "roots".to_owned(),
+                json!({"roots": [{"uri": "file:///tmp"}]}),
+            ),
         ]);
         let third =
             ClientInput::open(Some(responses), result.request_state.as_deref(), &binding).unwrap();
@@ -424,7 +429,10 @@ mod tests {
             Err(data) => {
                 assert_eq!(data.code.0, -32021);
                 let data = data.data.unwrap().to_string();
-                assert!(data.contains("elicitation") && data.contains("roots"), "{data}");
+                assert!(
+                    data.contains("elicitation") && data.contains("roots"),
+                    "{data}"
+                );
                 assert!(!data.contains("sampling"), "{data}");
             }
             other => panic!("expected a JSON-RPC error, got {other:?}"),
