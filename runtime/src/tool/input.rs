@@ -222,17 +222,17 @@ impl Questions {
                     "elicitation/create",
                     peer.create_elicitation(request.params)
                         .await
-                        .map(|r| serde_json::to_value(r)),
+                        .map(serde_json::to_value),
                 ),
                 InputRequest::CreateMessage(request) => (
                     "sampling/createMessage",
                     peer.create_message(request.params)
                         .await
-                        .map(|r| serde_json::to_value(r)),
+                        .map(serde_json::to_value),
                 ),
                 InputRequest::ListRoots(_) => (
                     "roots/list",
-                    peer.list_roots().await.map(|r| serde_json::to_value(r)),
+                    peer.list_roots().await.map(serde_json::to_value),
                 ),
                 other => {
                     return Err(ToolError::new(format!(
