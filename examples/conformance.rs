@@ -16,6 +16,8 @@ use std::net::SocketAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use toolgate::rmcp::model::{
     AudioContent, ContentBlock, CreateMessageRequestParams, ElicitRequestParams, ElicitationAction,
@@ -434,6 +436,79 @@ async fn test_input_required_result_capabilities(ctx: ToolContext) -> Result<Str
     }
     ctx.ask(questions).await?;
     Ok("Capability-aware flow complete".to_owned())
+}
+
+/// Echoes its argument, which the client also sends in the `Mcp-Param-Value` header.
+#[mcp_tool]
+async fn test_custom_header(
+    #[arg(
+        description = "Any text; sent in the body and in a header",
+        header = "Value"
+    )]
+    value: String,
+) -> String {
+    value
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[schemars(rename = "address")]
+struct Address {
+    street: Option<String>,
+    city: Option<String>,
+}
+
+#[derive(Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum ContactMethod {
+    Phone,
+    Email,
+}
+
+/// Records a contact, reachable by phone or email: the schema says which fields that needs.
+#[mcp_tool(name = "json_schema_2020_12_tool", refine_schema = contact_rules)]
+async fn record_contact(
+    name: Option<String>,
+    address: Option<Address>,
+    contact_method: Option<ContactMethod>,
+    phone: Option<String>,
+    email: Option<String>,
+) -> Result<String, ToolError> {
+    // The schema tells clients the rules; the server does not trust that they followed them.
+    let reachable = match contact_method {
+        Some(ContactMethod::Phone) => phone.is_some(),
+        Some(ContactMethod::Email) | None => email.is_some(),
+    };
+    if !reachable {
+        return Err(ToolError::invalid_arguments(
+            "give `phone` when `contact_method` is `phone`, and `email` otherwise",
+        ));
+    }
+    let city = address.and_then(|a| a.city.or(a.street));
+    Ok(format!(
+        "Recorded {}{}",
+        name.as_deref().unwrap_or("a contact"),
+        city.map(|c| format!(" in {c}")).unwrap_or_default()
+    ))
+}
+
+/// The cross-field rules of `json_schema_2020_12_tool`, which no single argument can state.
+fn contact_rules(schema: &mut serde_json::Map<String, Value>) {
+    schema.insert(
+        "allOf".into(),
+        json!([{ "anyOf": [{ "required": ["phone"] }, { "required": ["email"] }] }]),
+    );
+    schema.insert(
+        "if".into(),
+        json!({ "properties": { "contact_method": { "const": "phone" } }, "required": ["contact_method"] }),
+    );
+    schema.insert("then".into(), json!({ "required": ["phone"] }));
+    schema.insert("else".into(), json!({ "required": ["email"] }));
+    if let Some(Value::Object(address)) = schema
+        .get_mut("$defs")
+        .and_then(|defs| defs.get_mut("address"))
+    {
+        address.insert("$anchor".into(), "addressDef".into());
+    }
 }
 
 fn listen_addr() -> Result<SocketAddr, String> {

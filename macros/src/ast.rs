@@ -7,7 +7,7 @@ use syn::{Expr, Ident, LitStr, Token};
 
 use crate::ctxt::Ctxt;
 
-pub const KEYS: [&str; 3] = ["name", "description", "permissions"];
+pub const KEYS: [&str; 4] = ["name", "description", "permissions", "refine_schema"];
 
 /// `#[mcp_tool(...)]` as written.
 #[derive(Default)]
@@ -15,6 +15,7 @@ pub struct Attr {
     pub name: Option<Expr>,
     pub description: Option<Expr>,
     pub permissions: Option<Expr>,
+    pub refine_schema: Option<Expr>,
     /// Valid keys that unknown keys looked like, so validation does not also report them missing.
     pub misspelt: Vec<&'static str>,
 }
@@ -24,6 +25,8 @@ pub struct Arg {
     pub pat: syn::Pat,
     pub ty: syn::Type,
     pub description: Option<LitStr>,
+    /// `#[arg(header = "...")]`: the HTTP header (`Mcp-Param-<header>`) that mirrors the argument.
+    pub header: Option<LitStr>,
 }
 
 /// The annotated item, when it is a fn.
@@ -53,6 +56,7 @@ pub fn parse_attr(cx: &mut Ctxt, tokens: TokenStream) -> Attr {
                 "name" => Some(&mut attr.name),
                 "description" => Some(&mut attr.description),
                 "permissions" => Some(&mut attr.permissions),
+                "refine_schema" => Some(&mut attr.refine_schema),
                 other => {
                     let nearest = nearest_key(other);
                     cx.error_spanned_by(&key, unknown_key_message(other, nearest));
@@ -92,7 +96,7 @@ fn unknown_key_message(key: &str, nearest: Option<&str>) -> String {
     match nearest {
         Some(k) => format!("unknown key `{key}`: did you mean `{k}`?"),
         None => format!(
-            "unknown key `{key}`: #[mcp_tool] takes `name`, `description` and `permissions`"
+            "unknown key `{key}`: #[mcp_tool] takes `name`, `description`, `permissions` and `refine_schema`"
         ),
     }
 }
@@ -126,11 +130,15 @@ pub fn parse_item(cx: &mut Ctxt, tokens: TokenStream) -> Option<ToolFn> {
         match input {
             syn::FnArg::Receiver(r) => receiver = Some(r.span()),
             syn::FnArg::Typed(typed) => {
-                let description = take_arg_attrs(cx, &mut typed.attrs);
+                let ArgAttrs {
+                    description,
+                    header,
+                } = take_arg_attrs(cx, &mut typed.attrs);
                 args.push(Arg {
                     pat: (*typed.pat).clone(),
                     ty: (*typed.ty).clone(),
                     description,
+                    header,
                 });
             }
         }
@@ -143,9 +151,15 @@ pub fn parse_item(cx: &mut Ctxt, tokens: TokenStream) -> Option<ToolFn> {
     })
 }
 
-/// Removes `#[arg(...)]` from a parameter and returns its description.
-fn take_arg_attrs(cx: &mut Ctxt, attrs: &mut Vec<syn::Attribute>) -> Option<LitStr> {
-    let mut description = None;
+#[derive(Default)]
+struct ArgAttrs {
+    description: Option<LitStr>,
+    header: Option<LitStr>,
+}
+
+/// Removes `#[arg(...)]` from a parameter and returns its keys.
+fn take_arg_attrs(cx: &mut Ctxt, attrs: &mut Vec<syn::Attribute>) -> ArgAttrs {
+    let mut found = ArgAttrs::default();
     let mut kept = Vec::new();
     for attr in attrs.drain(..) {
         if !attr.path().is_ident("arg") {
@@ -153,29 +167,38 @@ fn take_arg_attrs(cx: &mut Ctxt, attrs: &mut Vec<syn::Attribute>) -> Option<LitS
             continue;
         }
         let result = attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("description") {
-                let value: LitStr = meta.value()?.parse()?;
-                if description.is_some() {
-                    cx.error_spanned_by(&meta.path, "`description` is given twice: keep one");
-                } else if value.value().trim().is_empty() {
-                    cx.error_spanned_by(
-                        &value,
-                        "the argument's description is empty: write one or remove it",
-                    );
-                } else {
-                    description = Some(value);
-                }
-                Ok(())
+            let (slot, empty_message) = if meta.path.is_ident("description") {
+                (
+                    &mut found.description,
+                    "the argument's description is empty: write one or remove it",
+                )
+            } else if meta.path.is_ident("header") {
+                (
+                    &mut found.header,
+                    "the header name is empty: name the `Mcp-Param-` header, like `header = \"Region\"`",
+                )
             } else {
-                Err(meta.error("unknown key in #[arg]: the only key is `description = \"...\"`"))
+                return Err(meta.error(
+                    "unknown key in #[arg]: the keys are `description = \"...\"` and `header = \"...\"`",
+                ));
+            };
+            let value: LitStr = meta.value()?.parse()?;
+            let key = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
+            if slot.is_some() {
+                cx.error_spanned_by(&meta.path, format!("`{key}` is given twice: keep one"));
+            } else if value.value().trim().is_empty() {
+                cx.error_spanned_by(&value, empty_message);
+            } else {
+                *slot = Some(value);
             }
+            Ok(())
         });
         if let Err(error) = result {
             cx.push(error);
         }
     }
     *attrs = kept;
-    description
+    found
 }
 
 fn doc_comment(attrs: &[syn::Attribute]) -> Option<String> {

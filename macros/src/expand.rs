@@ -60,10 +60,30 @@ fn expand(tool: &Tool, user_fn: &syn::ItemFn) -> TokenStream {
         };
         let schema =
             quote_spanned!(ty.span()=> <#ty as ::toolgate::__private::ToolArgument>::schema);
+        // A header mirrors one plain value; the bound check says so at the argument's type.
+        let header = arg.header.as_ref().map(|(header, _)| {
+            let check = quote_spanned! {ty.span()=>
+                ::toolgate::__private::assert_header_argument::<#ty>();
+            };
+            quote! {
+                #check
+                __toolgate_schema.header(#arg_name, #header);
+            }
+        });
         Some(quote! {
             let __toolgate_arg_schema = #schema(__toolgate_schema.generator());
             __toolgate_schema.argument(#arg_name, __toolgate_arg_schema, #description, #required);
+            #header
         })
+    });
+    let refine = tool.refine_schema.as_ref().map(|path| {
+        let refine = quote_spanned! {path.span()=>
+            let __toolgate_refine: fn(&mut ::toolgate::__private::JsonObject) = #path;
+        };
+        quote! {
+            #refine
+            __toolgate_refine(&mut __toolgate_finished);
+        }
     });
     let known_args = tool
         .args
@@ -122,7 +142,10 @@ fn expand(tool: &Tool, user_fn: &syn::ItemFn) -> TokenStream {
             fn __toolgate_input_schema() -> ::toolgate::__private::JsonObject {
                 let mut __toolgate_schema = ::toolgate::__private::InputSchema::new();
                 #(#schema_args)*
-                __toolgate_schema.finish()
+                #[allow(unused_mut)]
+                let mut __toolgate_finished = __toolgate_schema.finish();
+                #refine
+                __toolgate_finished
             }
 
             fn __toolgate_handler(

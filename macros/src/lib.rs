@@ -10,8 +10,13 @@
 //! ```
 //!
 //! Keys: `name` (default: the fn's name), `description` (default: the doc comment), `permissions`
-//! (string literals, each an OAuth scope token; all are required of the caller). Misuse is a compile
-//! error that points at the mistake and names the fix.
+//! (string literals, each an OAuth scope token; all are required of the caller), `refine_schema`
+//! (the path of a `fn(&mut serde_json::Map<String, serde_json::Value>)` that adds keywords, such as
+//! `allOf` or `if`/`then`/`else`, to the generated input schema). An argument takes
+//! `#[arg(description = "...")]` and, for a `String`, integer or `bool`, `#[arg(header = "Name")]`:
+//! clients then also send it as the `Mcp-Param-Name` HTTP header (SEP-2243), and a request whose
+//! header and argument disagree is refused. Misuse is a compile error that points at the mistake
+//! and names the fix.
 
 mod ast;
 mod ctxt;

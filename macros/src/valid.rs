@@ -19,6 +19,8 @@ pub struct Tool {
     pub permissions: Vec<String>,
     pub args: Vec<ToolArg>,
     pub output: Output,
+    /// A fn that adds keywords to the generated input schema.
+    pub refine_schema: Option<syn::ExprPath>,
 }
 
 pub struct ToolArg {
@@ -27,6 +29,8 @@ pub struct ToolArg {
     pub name: String,
     pub ty: Type,
     pub description: Option<String>,
+    /// The `Mcp-Param-` header name that mirrors this argument, with the span to point at.
+    pub header: Option<(String, Span)>,
     pub kind: ArgKind,
 }
 
@@ -82,6 +86,8 @@ pub fn validate(cx: &mut Ctxt, attr: &Attr, tool: &ToolFn) -> Option<Tool> {
         .iter()
         .filter_map(|arg| tool_arg(cx, arg))
         .collect::<Vec<_>>();
+    unique_headers(cx, &args);
+    let refine_schema = refine_schema(cx, attr);
     let output = output(&sig.output);
 
     if cx.has_errors() {
@@ -94,7 +100,48 @@ pub fn validate(cx: &mut Ctxt, attr: &Attr, tool: &ToolFn) -> Option<Tool> {
         permissions,
         args,
         output,
+        refine_schema,
     })
+}
+
+fn refine_schema(cx: &mut Ctxt, attr: &Attr) -> Option<syn::ExprPath> {
+    match attr.refine_schema.as_ref()? {
+        Expr::Path(path) => Some(path.clone()),
+        other => {
+            cx.error_spanned_by(
+                other,
+                "`refine_schema` takes the path of a fn, like `refine_schema = contact_rules`, \
+                 that receives the generated input schema as `&mut serde_json::Map<String, \
+                 serde_json::Value>`",
+            );
+            None
+        }
+    }
+}
+
+/// Header names are compared case-insensitively, as HTTP does.
+fn unique_headers(cx: &mut Ctxt, args: &[ToolArg]) {
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for arg in args {
+        let Some((header, span)) = &arg.header else {
+            continue;
+        };
+        match seen.iter().find(|(h, _)| h.eq_ignore_ascii_case(header)) {
+            Some((first_header, first_arg)) => cx.error_at(
+                *span,
+                format!(
+                    "argument `{first_arg}` already uses the header `{first_header}` (header names \
+                     ignore case): give each argument its own"
+                ),
+            ),
+            None => seen.push((header, &arg.name)),
+        }
+    }
+}
+
+/// RFC 9110 §5.6.2 `tchar`: what a header field name may hold.
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }
 
 fn string_literal(cx: &mut Ctxt, expr: &Expr, what: &str) -> Option<syn::LitStr> {
@@ -266,7 +313,20 @@ fn tool_arg(cx: &mut Ctxt, arg: &crate::ast::Arg) -> Option<ToolArg> {
     }
     let name = ident.to_string();
     let name = name.strip_prefix("r#").map(str::to_owned).unwrap_or(name);
-    let kind = if is_extractor(&arg.ty) {
+    let injected = is_extractor(&arg.ty);
+    let header = arg.header.as_ref().and_then(|lit| {
+        let value = lit.value();
+        if injected {
+            cx.error_spanned_by(lit, "this argument is injected by the runtime and is not in the schema: remove its header");
+            None
+        } else if let Some(bad) = value.chars().find(|c| !is_token_char(*c)) {
+            cx.error_spanned_by(lit, format!("`{bad}` cannot be in an HTTP header name: use letters, digits and `-`, like `header = \"Region\"`"));
+            None
+        } else {
+            Some((value, lit.span()))
+        }
+    });
+    let kind = if injected {
         if let Some(d) = &arg.description {
             cx.error_spanned_by(d, "this argument is injected by the runtime and is not in the schema: remove its description");
         }
@@ -281,6 +341,7 @@ fn tool_arg(cx: &mut Ctxt, arg: &crate::ast::Arg) -> Option<ToolArg> {
         name,
         ty: arg.ty.clone(),
         description: arg.description.as_ref().map(|d| d.value()),
+        header,
         kind,
     })
 }

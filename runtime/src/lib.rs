@@ -52,8 +52,8 @@ pub mod __private {
 
     pub use crate::tool::context::FromToolCall;
     pub use crate::tool::{
-        InputSchema, Tool, ToolArgument, ToolCall, ToolDef, ToolFuture, ToolOutput,
-        ToolRegistration,
+        HeaderArgument, InputSchema, Tool, ToolArgument, ToolCall, ToolDef, ToolFuture, ToolOutput,
+        ToolRegistration, assert_header_argument,
     };
 
     /// Converts a tool's `Err` value.

@@ -16,7 +16,7 @@ pub use logging::LogLevel;
 pub(crate) use logging::SessionLogLevel;
 pub use output::{Contents, ToolOutput};
 pub use registry::{Registry, ToolRegistration};
-pub use schema::{InputSchema, ToolArgument};
+pub use schema::{HeaderArgument, InputSchema, ToolArgument, assert_header_argument};
 
 use futures::future::BoxFuture;
 use rmcp::model::{CallToolResult, JsonObject};

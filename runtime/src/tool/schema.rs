@@ -85,9 +85,23 @@ impl InputSchema {
         }
     }
 
+    /// Marks an argument as mirrored in the `Mcp-Param-<header>` HTTP header (SEP-2243), so
+    /// proxies and gateways can route on it without reading the body; the transport checks that the
+    /// header and the argument agree.
+    pub fn header(&mut self, name: &str, header: &str) {
+        if let Some(Value::Object(property)) = self.properties.get_mut(name) {
+            property.insert("x-mcp-header".into(), Value::String(header.to_owned()));
+        }
+    }
+
     /// The finished schema object.
     pub fn finish(mut self) -> JsonObject {
         let mut schema = JsonObject::new();
+        // The dialect is MCP's default; naming it lets any validator read the schema as written.
+        schema.insert(
+            "$schema".into(),
+            "https://json-schema.org/draft/2020-12/schema".into(),
+        );
         schema.insert("type".into(), "object".into());
         schema.insert("properties".into(), Value::Object(self.properties));
         if !self.required.is_empty() {
@@ -101,3 +115,24 @@ impl InputSchema {
         schema
     }
 }
+
+/// A type whose value can travel in an HTTP header: a string, an integer or a boolean.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be mirrored in an HTTP header",
+    label = "not a string, integer or boolean",
+    note = "`#[arg(header = \"...\")]` goes on a `String`, integer or `bool` argument; an optional \
+            argument cannot have one, because a header is either sent or the call is refused"
+)]
+pub trait HeaderArgument {}
+
+impl HeaderArgument for String {}
+impl HeaderArgument for bool {}
+macro_rules! header_integers {
+    ($($t:ty),*) => { $(impl HeaderArgument for $t {})* };
+}
+header_integers!(
+    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize
+);
+
+/// The bound the macro checks for `#[arg(header = "...")]`.
+pub fn assert_header_argument<T: HeaderArgument>() {}

@@ -49,6 +49,25 @@ async fn search(
 #[mcp_tool(description = "Returns nothing")]
 async fn nothing() {}
 
+/// Arguments mirrored in headers, and a cross-field rule added to the schema.
+#[mcp_tool(refine_schema = one_of_them)]
+async fn routed(
+    #[arg(header = "Region", description = "where to run")] region: String,
+    #[arg(header = "Shard")] shard: u32,
+    #[arg(header = "Dry-Run")] dry_run: bool,
+    note: Option<String>,
+    tag: Option<String>,
+) -> String {
+    format!("{region}/{shard}/{dry_run}/{note:?}/{tag:?}")
+}
+
+fn one_of_them(schema: &mut serde_json::Map<String, serde_json::Value>) {
+    schema.insert(
+        "anyOf".into(),
+        serde_json::json!([{ "required": ["note"] }, { "required": ["tag"] }]),
+    );
+}
+
 #[mcp_tool(description = "Any std error converts with ?")]
 async fn io_error(path: String) -> Result<String, std::io::Error> {
     std::fs::read_to_string(path)
@@ -91,11 +110,17 @@ fn main() {
         .tool::<image>()
         .tool::<r#type>()
         .tool::<nested::nested_tool>()
+        .tool::<routed>()
         .build()
         .unwrap();
-    assert_eq!(server.registry().len(), 11);
+    assert_eq!(server.registry().len(), 12);
     // Every linked tool is found without being listed.
-    assert_eq!(toolgate::Registry::from_linked().unwrap().len(), 11);
+    assert_eq!(toolgate::Registry::from_linked().unwrap().len(), 12);
+    let schema = (<routed as toolgate::Tool>::DEF.input_schema)();
+    assert_eq!(schema["properties"]["region"]["x-mcp-header"], "Region");
+    assert_eq!(schema["properties"]["shard"]["x-mcp-header"], "Shard");
+    assert!(schema["properties"]["note"].get("x-mcp-header").is_none());
+    assert_eq!(schema["anyOf"][1]["required"][0], "tag");
     // The user's fns are still ordinary fns.
     let _ = defaults(1, 2);
 }
