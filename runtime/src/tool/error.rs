@@ -91,9 +91,9 @@ impl ToolError {
         }
     }
 
-    /// Ends the call with an `input_required` result: the client answers `result`'s input requests
-    /// and calls the tool again. [`ToolContext::ask`](crate::ToolContext::ask) builds these for you.
-    pub fn input_required(result: InputRequiredResult) -> Self {
+    /// Ends the call with an `input_required` result. Only [`ToolContext::ask`](crate::ToolContext::ask)
+    /// builds these, because toolgate seals and checks every `requestState` itself.
+    pub(crate) fn input_required(result: InputRequiredResult) -> Self {
         let keys: Vec<&str> = result
             .input_requests
             .iter()
@@ -105,7 +105,8 @@ impl ToolError {
         error
     }
 
-    /// The client lacks a capability the tool needs: JSON-RPC error -32021 naming it.
+    /// The client lacks a capability the tool needs: JSON-RPC error -32021 naming it, as the
+    /// specification asks. The `ask` family returns this by itself.
     pub fn missing_client_capability(required: ClientCapabilities) -> Self {
         let mut error = Self::with_kind(
             ToolErrorKind::MissingClientCapability,
