@@ -10,7 +10,7 @@
 // --url ISSUER`) run the same way.
 
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,17 +35,20 @@ function parseArgs(argv) {
   return options;
 }
 
-// Result folders are named `<command>-<scenario>-<ISO timestamp with dashes>`.
-const TIMESTAMP = /-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z$/;
-
-function readResults(out) {
+// The suite announces each scenario, then where it saved that scenario's checks; pairing the two
+// lines gives scenario names as the suite spells them, whatever the folder naming.
+function readResults(suiteOutput) {
   const scenarios = new Map();
-  for (const entry of readdirSync(out, { withFileTypes: true })) {
-    if (!entry.isDirectory() || !TIMESTAMP.test(entry.name)) continue;
-    const file = join(out, entry.name, 'checks.json');
-    if (!existsSync(file)) continue;
-    const name = entry.name.replace(TIMESTAMP, '').replace(/^[a-z]+-/, '');
-    scenarios.set(name, JSON.parse(readFileSync(file, 'utf8')));
+  let current;
+  for (const line of suiteOutput.split('\n')) {
+    const running = line.match(/^=== Running scenario: (\S+) ===$/);
+    if (running) current = running[1];
+    const saved = line.match(/^Results saved to (.+)$/);
+    if (saved && current) {
+      const file = join(saved[1].trim(), 'checks.json');
+      if (existsSync(file)) scenarios.set(current, JSON.parse(readFileSync(file, 'utf8')));
+      current = undefined;
+    }
   }
   return scenarios;
 }
@@ -106,7 +109,7 @@ function main() {
   writeFileSync(log, `${run.stdout ?? ''}\n${run.stderr ?? ''}`);
   if (run.error) throw run.error;
 
-  const scenarios = readResults(options.out);
+  const scenarios = readResults(run.stdout ?? '');
   if (scenarios.size === 0) {
     console.error(`conformance ${options.label}: the suite produced no results (exit ${run.status}); its output is in ${log}`);
     process.exit(1);
@@ -119,7 +122,8 @@ function main() {
   for (const row of rows) {
     const mark = row.verdict === 'pass' ? 'ok  ' : row.verdict === 'expected failure' ? 'xfail' : 'FAIL';
     const warned = row.warned ? `, ${row.warned} warning(s)` : '';
-    console.log(`  ${mark.padEnd(5)} ${row.scenario.padEnd(width)}  ${row.passed} checks passed, ${row.failed} failed${warned}`);
+    const none = row.passed + row.failed === 0 ? ' (the scenario ran no checks)' : '';
+    console.log(`  ${mark.padEnd(5)} ${row.scenario.padEnd(width)}  ${row.passed} checks passed, ${row.failed} failed${warned}${none}`);
   }
   const count = (verdict) => rows.filter((r) => r.verdict === verdict).length;
   const checksPassed = rows.reduce((n, r) => n + r.passed, 0);
