@@ -84,6 +84,11 @@ impl Keys {
         }
     }
 
+    /// The key that seals a tool's 2026-07-28 `requestState`, the same on every replica.
+    pub(crate) fn request_state_key(signing_key: &str) -> [u8; 32] {
+        crypto::derive_key(signing_key.as_bytes(), "request-state")
+    }
+
     /// The secret the store derives its key-naming HMAC key from: stable across Fernet rotation.
     pub(crate) fn storage_naming_secret(signing_key: &str) -> [u8; 32] {
         crypto::derive_key(signing_key.as_bytes(), "storage-names")

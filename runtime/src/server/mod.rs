@@ -302,6 +302,9 @@ impl ServerBuilder {
                 .into_iter()
                 .map(String::from),
         );
+        if let Some(key) = &self.config.jwt_signing_key {
+            crate::tool::input::share_state_key(oauth::Keys::request_state_key(key.secret()));
+        }
         let mut oauth = None;
         let provider = match (self.provider, &self.config.auth) {
             (Some(provider), _) => Some(provider),

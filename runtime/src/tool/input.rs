@@ -10,7 +10,7 @@
 #![allow(deprecated)] // sampling and roots are deprecated by SEP-2577 yet current in every version served
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
 use rmcp::RoleServer;
@@ -32,12 +32,22 @@ use crate::auth::AccessToken;
 /// to fill in a form.
 const STATE_TTL: Duration = Duration::from_secs(15 * 60);
 
-/// The key is made per process: a state survives neither a restart nor a hop to another replica,
-/// and such a client is told to call again from the start.
+/// The sealing key: derived from `JWT_SIGNING_KEY` when the server has one (set once, by the first
+/// server built in the process), so a state sealed by one replica opens on another and survives a
+/// restart. Without it the key is random per process, and a client whose state cannot be opened is
+/// told to call again from the start.
+static STATE_KEY: OnceLock<[u8; 32]> = OnceLock::new();
+
 static STATE_CODEC: LazyLock<RequestStateCodec> = LazyLock::new(|| {
-    RequestStateCodec::try_new(rand::random::<[u8; 32]>().to_vec())
-        .expect("32 random bytes are a long enough key")
+    let key = *STATE_KEY.get_or_init(rand::random::<[u8; 32]>);
+    RequestStateCodec::try_new(key.to_vec()).expect("32 bytes are a long enough key")
 });
+
+/// Makes the sealing key the one every replica sharing `secret` derives. The first call wins; later
+/// ones (a second server in the same process) keep the first key.
+pub(crate) fn share_state_key(secret: [u8; 32]) {
+    let _ = STATE_KEY.set(secret);
+}
 
 /// What a sealed `requestState` is bound to: the tool and the caller, so a state cannot be replayed
 /// into another tool or by another user.

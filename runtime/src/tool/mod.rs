@@ -3,7 +3,7 @@
 
 pub(crate) mod context;
 mod error;
-mod input;
+pub(crate) mod input;
 mod logging;
 mod output;
 mod registry;
