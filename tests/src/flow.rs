@@ -178,7 +178,12 @@ impl Flow {
 
     /// `GET /authorize`, expecting the consent page.
     pub async fn consent_page(&self, params: &[(&str, &str)]) -> ConsentPage {
-        let response = self.get(&self.authorize_url(params)).await;
+        self.consent_page_at(&self.authorize_url(params)).await
+    }
+
+    /// The consent page at a full authorization URL (one a client built).
+    pub async fn consent_page_at(&self, url: &str) -> ConsentPage {
+        let response = self.get(url).await;
         assert_eq!(response.status(), 200, "the consent page");
         let set_cookie = response
             .headers()

@@ -4,12 +4,16 @@
 // the list stays honest.
 //
 //   node run.mjs --label 2025-11-25 --out DIR -- server --url URL --requirements 2025-11-25
+//   node run.mjs --label authorization --out DIR --echo -- authorization --url ISSUER ...
+//
+// `--echo` passes the suite's output through as it comes, for a driver that must act while the
+// suite waits (the authorization-code grant prints a URL for a browser to open).
 //
 // `--label` picks the entries of expected-failures.json and names the run in the summary; what
 // follows `--` goes to the suite unchanged, so other suite commands (such as `authorization
 // --url ISSUER`) run the same way.
 
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +27,11 @@ function parseArgs(argv) {
   const own = argv.slice(0, split);
   const options = { suiteArgs: argv.slice(split + 1) };
   for (let i = 0; i < own.length; i += 2) {
+    if (own[i] === '--echo') {
+      options.echo = true;
+      i -= 1; // a flag: the next option starts right after it
+      continue;
+    }
     const [key, value] = [own[i], own[i + 1]];
     if (value === undefined) throw new Error(`${key} needs a value`);
     if (key === '--label') options.label = value;
@@ -97,14 +106,35 @@ function judge(scenarios, expected) {
   return { rows, unexpected, stale };
 }
 
-function main() {
+/// Runs the suite to the end, collecting its output (and echoing it when asked).
+function runSuite(args, echo) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [suite, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = { stdout: '', stderr: '', status: null, error: undefined };
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (chunk) => {
+      out.stdout += chunk;
+      if (echo) process.stdout.write(chunk);
+    });
+    child.stderr.on('data', (chunk) => {
+      out.stderr += chunk;
+    });
+    child.on('error', (error) => {
+      out.error = error;
+    });
+    child.on('close', (status) => {
+      out.status = status;
+      resolve(out);
+    });
+  });
+}
+
+async function main() {
   const options = parseArgs(process.argv.slice(2));
   rmSync(options.out, { recursive: true, force: true });
   mkdirSync(options.out, { recursive: true });
-  const run = spawnSync(process.execPath, [suite, ...options.suiteArgs, '-o', options.out], {
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  const run = await runSuite([...options.suiteArgs, '-o', options.out], options.echo);
   const log = join(options.out, 'suite.log');
   writeFileSync(log, `${run.stdout ?? ''}\n${run.stderr ?? ''}`);
   if (run.error) throw run.error;
@@ -141,4 +171,4 @@ function main() {
   }
 }
 
-main();
+await main();
