@@ -92,6 +92,13 @@ pub(crate) fn error_page(status: StatusCode, error: &str, message: &str) -> Resp
 
 /// A complete HTML page. Pages may never be framed (clickjacking of the consent button) and load
 /// nothing from elsewhere.
+///
+/// No `form-action`: Chromium applies it to every redirect that follows a form's POST, and the
+/// consent form's approval redirects to Auth0, which may send the browser straight back to us and on
+/// to the client (or on to a social or enterprise identity provider). `'self'` cut that chain at the
+/// first hop and left people unable to sign in; an exact list of origins cannot foresee where Auth0
+/// goes. The one form's action is a fixed absolute URL of ours, and nothing a client sends is
+/// rendered unescaped, so there is no injected form for `form-action` to stop.
 pub(crate) fn page(status: StatusCode, title: &str, body_html: &str) -> Response {
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -106,7 +113,7 @@ pub(crate) fn page(status: StatusCode, title: &str, body_html: &str) -> Response
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -211,6 +218,18 @@ mod tests {
             .to_str()
             .unwrap();
         assert!(csp.contains("frame-ancestors 'none'"));
+    }
+
+    #[test]
+    fn pages_leave_form_redirects_to_other_origins_alone() {
+        // The approval's redirect chain crosses origins (Auth0, back, the client): a browser
+        // enforcing `form-action` on it would stop the sign-in at Auth0's door.
+        let response = page(StatusCode::OK, "Allow access?", "<form></form>");
+        let csp = response.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(!csp.contains("form-action"), "{csp}");
+        assert!(csp.contains("default-src 'none'"), "{csp}");
     }
 
     #[test]
