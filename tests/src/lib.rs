@@ -1,6 +1,8 @@
 //! Support for the integration tests: servers on ephemeral loopback ports and MCP clients for them.
 
 pub mod flow;
+pub mod oidc_provider;
+pub mod processes;
 pub mod redis;
 
 use std::net::SocketAddr;
@@ -76,13 +78,21 @@ impl TestServer {
         &self,
         token: Option<&str>,
     ) -> Result<RunningService<RoleClient, ()>, String> {
-        let mut config = StreamableHttpClientTransportConfig::with_uri(self.mcp_url());
-        if let Some(token) = token {
-            config = config.auth_header(token.to_owned());
-        }
-        let transport = StreamableHttpClientTransport::from_config(config);
-        ().serve(transport).await.map_err(|e| e.to_string())
+        mcp_client(&self.mcp_url(), token).await
     }
+}
+
+/// An rmcp client for the MCP endpoint at `mcp_url`, with a bearer token when given.
+pub async fn mcp_client(
+    mcp_url: &str,
+    token: Option<&str>,
+) -> Result<RunningService<RoleClient, ()>, String> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(mcp_url.to_owned());
+    if let Some(token) = token {
+        config = config.auth_header(token.to_owned());
+    }
+    let transport = StreamableHttpClientTransport::from_config(config);
+    ().serve(transport).await.map_err(|e| e.to_string())
 }
 
 impl Drop for TestServer {

