@@ -86,19 +86,23 @@ pub(crate) struct OurClaims {
 pub(crate) struct IssuedTokens {
     pub(crate) access_token: String,
     pub(crate) expires_in: i64,
-    pub(crate) refresh_token: String,
+    /// `None` when Auth0 gave the grant no refresh token: ours could not outlive its access token.
+    pub(crate) refresh_token: Option<String>,
     pub(crate) scope: String,
 }
 
 impl IssuedTokens {
     pub(crate) fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut body = serde_json::json!({
             "access_token": self.access_token,
             "token_type": "Bearer",
             "expires_in": self.expires_in,
-            "refresh_token": self.refresh_token,
             "scope": self.scope,
-        })
+        });
+        if let Some(refresh_token) = &self.refresh_token {
+            body["refresh_token"] = serde_json::json!(refresh_token);
+        }
+        body
     }
 }
 
@@ -184,18 +188,26 @@ impl OAuth {
                 lifetime,
             )
             .await?;
-        let refresh_token = crypto::random_token();
-        self.store
-            .put(
-                REFRESH,
-                &refresh_token,
-                &RefreshRecord {
-                    grant_id: grant_id.to_owned(),
-                    client_id: grant.client_id.clone(),
-                },
-                GRANT_TTL,
-            )
-            .await?;
+        // Our access token never outlives Auth0's, so without Auth0's refresh token a refresh token
+        // of ours could never be redeemed: the client signs in again instead.
+        let refresh_token = match grant.upstream.refresh_token {
+            None => None,
+            Some(_) => {
+                let refresh_token = crypto::random_token();
+                self.store
+                    .put(
+                        REFRESH,
+                        &refresh_token,
+                        &RefreshRecord {
+                            grant_id: grant_id.to_owned(),
+                            client_id: grant.client_id.clone(),
+                        },
+                        GRANT_TTL,
+                    )
+                    .await?;
+                Some(refresh_token)
+            }
+        };
         Ok(IssuedTokens {
             access_token,
             expires_in: exp - now,
@@ -540,5 +552,23 @@ impl AuthProvider for ProxyProvider {
 
     fn warm_up(&self) -> BoxFuture<'_, Result<(), AuthError>> {
         Box::pin(async move { self.oauth.upstream.warm_up().await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_without_an_upstream_refresh_token_gets_none_of_ours() {
+        let tokens = IssuedTokens {
+            access_token: "a".into(),
+            expires_in: 60,
+            refresh_token: None,
+            scope: "openid".into(),
+        };
+        let body = tokens.to_json();
+        assert!(body.get("refresh_token").is_none(), "{body}");
+        assert_eq!(body["token_type"], "Bearer");
     }
 }
