@@ -199,6 +199,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         // A fresh random key per run: 32 random bytes, the same material a Fernet key is made of.
         vars.entry("JWT_SIGNING_KEY".into())
             .or_insert_with(toolgate::EncryptedStore::generate_key);
+        // With REDIS_HOST, records are encrypted under a per-run key unless one is given: a
+        // restart then signs everyone out, which dev mode can afford.
+        vars.entry("STORAGE_ENCRYPTION_KEY".into())
+            .or_insert_with(toolgate::EncryptedStore::generate_key);
         vars.insert("TOOLGATE_DEV_MODE".into(), "true".into());
         dev_idp = Some(idp);
     }
