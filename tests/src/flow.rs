@@ -219,18 +219,27 @@ impl Flow {
         request.send().await.unwrap()
     }
 
+    /// Submits a consent page's own form with `decision`, sending `cookie` with it.
+    pub async fn answer(
+        &self,
+        page: &ConsentPage,
+        decision: &str,
+        cookie: Option<&str>,
+    ) -> reqwest::Response {
+        self.post_consent(
+            &[
+                ("transaction", &page.transaction),
+                ("csrf_token", &page.csrf_token),
+                ("decision", decision),
+            ],
+            cookie,
+        )
+        .await
+    }
+
     /// Approves a consent page; returns the redirect to the identity provider.
     pub async fn approve(&self, page: &ConsentPage) -> String {
-        let response = self
-            .post_consent(
-                &[
-                    ("transaction", &page.transaction),
-                    ("csrf_token", &page.csrf_token),
-                    ("decision", "approve"),
-                ],
-                Some(&page.cookie),
-            )
-            .await;
+        let response = self.answer(page, "approve", Some(&page.cookie)).await;
         assert_eq!(response.status(), 302, "approval redirects to the IdP");
         location(&response)
     }

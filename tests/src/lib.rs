@@ -105,6 +105,22 @@ async fn axum_serve(listener: TcpListener, router: axum::Router) {
     let _ = axum::serve(listener, router).await;
 }
 
+/// The seed's variables for a server whose Auth0 is `idp`, served at `base`.
+pub fn auth0_vars(idp: &toolgate_dev_idp::DevIdp, base: &Url) -> Vec<(String, String)> {
+    [
+        ("AUTH_ENABLED", "true".to_owned()),
+        ("AUTH_PROVIDER", "auth0".to_owned()),
+        ("AUTH0_DOMAIN", idp.url()),
+        ("AUTH0_CLIENT_ID", idp.client_id().to_owned()),
+        ("AUTH0_CLIENT_SECRET", idp.client_secret().to_owned()),
+        ("AUTH0_AUDIENCE", idp.audience().to_owned()),
+        ("RESOURCE_BASE_URL", base.as_str().to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
 /// A JSON-RPC `tools/call` body, for raw HTTP tests.
 pub fn tools_call_body(name: &str, arguments: serde_json::Value) -> String {
     serde_json::json!({

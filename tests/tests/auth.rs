@@ -40,18 +40,7 @@ struct Setup {
 }
 
 fn auth_vars(idp: &DevIdp, base: &url::Url) -> Vec<(String, String)> {
-    [
-        ("AUTH_ENABLED", "true".to_owned()),
-        ("AUTH_PROVIDER", "auth0".to_owned()),
-        ("AUTH0_DOMAIN", idp.url()),
-        ("AUTH0_CLIENT_ID", idp.client_id().to_owned()),
-        ("AUTH0_CLIENT_SECRET", idp.client_secret().to_owned()),
-        ("AUTH0_AUDIENCE", idp.audience().to_owned()),
-        ("RESOURCE_BASE_URL", base.as_str().to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    toolgate_tests::auth0_vars(idp, base)
 }
 
 /// Stateless JSON mode, so single raw POSTs can call tools; the session mode has its own case.

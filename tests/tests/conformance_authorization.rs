@@ -30,20 +30,17 @@ async fn the_conformance_suite_accepts_our_authorization_server() {
     .await
     .unwrap();
     let server = TestServer::start(|base| {
-        let vars = [
-            ("AUTH_ENABLED", "true".to_owned()),
-            ("AUTH_PROVIDER", "auth0".to_owned()),
-            ("AUTH0_DOMAIN", idp.url()),
-            ("AUTH0_CLIENT_ID", idp.client_id().to_owned()),
-            ("AUTH0_CLIENT_SECRET", idp.client_secret().to_owned()),
-            ("AUTH0_AUDIENCE", idp.audience().to_owned()),
-            ("RESOURCE_BASE_URL", base.as_str().to_owned()),
-            (
-                "JWT_SIGNING_KEY",
-                "conformance-signing-key-0123456789abcdef".to_owned(),
-            ),
-            ("TOOLGATE_DEV_MODE", "true".to_owned()),
-        ];
+        let mut vars = toolgate_tests::auth0_vars(&idp, &base);
+        vars.extend(
+            [
+                (
+                    "JWT_SIGNING_KEY",
+                    "conformance-signing-key-0123456789abcdef",
+                ),
+                ("TOOLGATE_DEV_MODE", "true"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
         Server::builder().config(Config::from_vars(vars).unwrap())
     })
     .await;

@@ -40,16 +40,7 @@ async fn setup() -> Setup {
         .await
         .unwrap();
     let server = TestServer::start(|base| {
-        let vars = [
-            ("AUTH_ENABLED", "true".to_owned()),
-            ("AUTH_PROVIDER", "auth0".to_owned()),
-            ("AUTH0_DOMAIN", idp.url()),
-            ("AUTH0_CLIENT_ID", idp.client_id().to_owned()),
-            ("AUTH0_CLIENT_SECRET", idp.client_secret().to_owned()),
-            ("AUTH0_AUDIENCE", idp.audience().to_owned()),
-            ("RESOURCE_BASE_URL", base.as_str().to_owned()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v));
+        let vars = toolgate_tests::auth0_vars(&idp, &base);
         Server::builder()
             .config(Config::from_vars(vars).unwrap())
             .tool::<add>()

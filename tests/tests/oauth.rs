@@ -61,23 +61,18 @@ fn proxy_vars(
     redis: &RedisServer,
     encryption_keys: &str,
 ) -> Vec<(String, String)> {
-    [
-        ("AUTH_ENABLED", "true".to_owned()),
-        ("AUTH_PROVIDER", "auth0".to_owned()),
-        ("AUTH0_DOMAIN", idp.url()),
-        ("AUTH0_CLIENT_ID", idp.client_id().to_owned()),
-        ("AUTH0_CLIENT_SECRET", idp.client_secret().to_owned()),
-        ("AUTH0_AUDIENCE", idp.audience().to_owned()),
-        ("RESOURCE_BASE_URL", base.as_str().to_owned()),
-        ("JWT_SIGNING_KEY", SIGNING_KEY.to_owned()),
-        ("STORAGE_ENCRYPTION_KEY", encryption_keys.to_owned()),
-        ("REDIS_HOST", "127.0.0.1".to_owned()),
-        ("REDIS_PORT", redis.port().to_string()),
-        ("TOOLGATE_DEV_MODE", "true".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    let mut vars = toolgate_tests::auth0_vars(idp, base);
+    vars.extend(
+        [
+            ("JWT_SIGNING_KEY", SIGNING_KEY.to_owned()),
+            ("STORAGE_ENCRYPTION_KEY", encryption_keys.to_owned()),
+            ("REDIS_HOST", "127.0.0.1".to_owned()),
+            ("REDIS_PORT", redis.port().to_string()),
+            ("TOOLGATE_DEV_MODE", "true".to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    vars
 }
 
 fn builder(
@@ -841,32 +836,12 @@ async fn consent_needs_the_csrf_token_and_the_cookie_of_its_page() {
         .flow
         .consent_page(&Flow::standard_params(&client, &pkce, "s", SCOPE))
         .await;
-    let mixed = s
-        .flow
-        .post_consent(
-            &[
-                ("transaction", &page.transaction),
-                ("csrf_token", &page.csrf_token),
-                ("decision", "approve"),
-            ],
-            Some(&other.cookie),
-        )
-        .await;
+    let mixed = s.flow.answer(&page, "approve", Some(&other.cookie)).await;
     assert_eq!(mixed.status(), 403);
     // Nothing was consumed: the real page still works, once.
     let upstream = s.flow.approve(&page).await;
     assert!(upstream.starts_with(&s.idp.url()), "{upstream}");
-    let again = s
-        .flow
-        .post_consent(
-            &[
-                ("transaction", &page.transaction),
-                ("csrf_token", &page.csrf_token),
-                ("decision", "approve"),
-            ],
-            Some(&page.cookie),
-        )
-        .await;
+    let again = s.flow.answer(&page, "approve", Some(&page.cookie)).await;
     assert_eq!(again.status(), 400, "a consent is answered once");
 }
 
@@ -879,17 +854,7 @@ async fn denying_consent_tells_the_client_and_never_reaches_auth0() {
         .flow
         .consent_page(&Flow::standard_params(&client, &pkce, "deny-state", SCOPE))
         .await;
-    let response = s
-        .flow
-        .post_consent(
-            &[
-                ("transaction", &page.transaction),
-                ("csrf_token", &page.csrf_token),
-                ("decision", "deny"),
-            ],
-            Some(&page.cookie),
-        )
-        .await;
+    let response = s.flow.answer(&page, "deny", Some(&page.cookie)).await;
     assert_eq!(response.status(), 302);
     let target = location(&response);
     assert!(target.starts_with(REDIRECT), "{target}");

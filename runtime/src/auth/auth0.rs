@@ -193,6 +193,32 @@ impl Auth0Provider {
         )
     }
 
+    /// The tenant's key that signed `raw`: RS256 only, found by `kid` (an unknown `kid` refetches
+    /// the JWKS, within its cooldown).
+    async fn signing_key_of(
+        &self,
+        raw: &str,
+    ) -> Result<(&Discovered, Arc<jsonwebtoken::DecodingKey>), AuthError> {
+        let header = jsonwebtoken::decode_header(raw)
+            .map_err(|e| AuthError::Invalid(format!("malformed: {e}")))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(AuthError::Invalid(format!(
+                "algorithm {:?} is not RS256",
+                header.alg
+            )));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| AuthError::Invalid("no `kid` in the header".into()))?;
+        let discovered = self.discovered().await?;
+        let key = discovered
+            .keys
+            .key_for(&kid)
+            .await?
+            .ok_or_else(|| AuthError::Invalid(format!("unknown signing key `{kid}`")))?;
+        Ok((discovered, key))
+    }
+
     /// Verifies an ID token from the code exchange: RS256 from the tenant's keys, our client id as
     /// audience, and the nonce we sent (which ties it to this login and no other).
     pub(crate) async fn verify_id_token(
@@ -200,20 +226,7 @@ impl Auth0Provider {
         raw: &str,
         nonce: &str,
     ) -> Result<serde_json::Map<String, serde_json::Value>, AuthError> {
-        let header = jsonwebtoken::decode_header(raw)
-            .map_err(|e| AuthError::Invalid(format!("malformed ID token: {e}")))?;
-        if header.alg != Algorithm::RS256 {
-            return Err(AuthError::Invalid("the ID token is not RS256".into()));
-        }
-        let kid = header
-            .kid
-            .ok_or_else(|| AuthError::Invalid("no `kid` in the ID token".into()))?;
-        let discovered = self.discovered().await?;
-        let key = discovered
-            .keys
-            .key_for(&kid)
-            .await?
-            .ok_or_else(|| AuthError::Invalid(format!("unknown signing key `{kid}`")))?;
+        let (discovered, key) = self.signing_key_of(raw).await?;
         let mut validation = discovered.validation.clone();
         validation.set_audience(&[&self.inner.settings.client_id]);
         let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
@@ -236,23 +249,7 @@ impl Auth0Provider {
         if raw.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Invalid("the token is too long".into()));
         }
-        let header = jsonwebtoken::decode_header(raw)
-            .map_err(|e| AuthError::Invalid(format!("malformed: {e}")))?;
-        if header.alg != Algorithm::RS256 {
-            return Err(AuthError::Invalid(format!(
-                "algorithm {:?} is not RS256",
-                header.alg
-            )));
-        }
-        let kid = header
-            .kid
-            .ok_or_else(|| AuthError::Invalid("no `kid` in the header".into()))?;
-        let discovered = self.discovered().await?;
-        let key = discovered
-            .keys
-            .key_for(&kid)
-            .await?
-            .ok_or_else(|| AuthError::Invalid(format!("unknown signing key `{kid}`")))?;
+        let (discovered, key) = self.signing_key_of(raw).await?;
         let data =
             jsonwebtoken::decode::<Claims>(raw, &key, &discovered.validation).map_err(|e| {
                 AuthError::Invalid(match e.kind() {
