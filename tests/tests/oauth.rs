@@ -160,6 +160,12 @@ async fn tool_result(response: reqwest::Response) -> Value {
     json!(result["content"][0]["text"])
 }
 
+/// The OAuth `error` code of an answer.
+async fn error_of(response: reqwest::Response) -> String {
+    let body: Value = response.json().await.unwrap();
+    body["error"].as_str().unwrap_or_default().to_owned()
+}
+
 fn jwt_part(token: &str, index: usize) -> Value {
     let part = token.split('.').nth(index).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
@@ -580,10 +586,7 @@ async fn pkce_is_required_and_only_s256() {
     let code = redirect.param("code").unwrap();
     let wrong = s.flow.exchange(&client, &code, &Pkce::new().verifier).await;
     assert_eq!(wrong.status(), 400);
-    assert_eq!(
-        wrong.json::<Value>().await.unwrap()["error"],
-        "invalid_grant"
-    );
+    assert_eq!(error_of(wrong).await, "invalid_grant");
     let right = s.flow.exchange(&client, &code, &pkce.verifier).await;
     assert_eq!(
         right.status(),
@@ -597,10 +600,7 @@ async fn pkce_is_required_and_only_s256() {
             &[("grant_type", "authorization_code"), ("code", "x")],
         )
         .await;
-    assert_eq!(
-        missing.json::<Value>().await.unwrap()["error"],
-        "invalid_request"
-    );
+    assert_eq!(error_of(missing).await, "invalid_request");
 }
 
 #[tokio::test]
@@ -645,10 +645,7 @@ async fn a_replayed_code_is_refused_and_revokes_what_it_issued() {
 
     let replay = s.flow.exchange(&client, &code, &pkce.verifier).await;
     assert_eq!(replay.status(), 400);
-    assert_eq!(
-        replay.json::<Value>().await.unwrap()["error"],
-        "invalid_grant"
-    );
+    assert_eq!(error_of(replay).await, "invalid_grant");
     assert_invalid_token(
         &s.call(access, "claims").await,
         "access token of a replayed code",
@@ -657,10 +654,7 @@ async fn a_replayed_code_is_refused_and_revokes_what_it_issued() {
         .flow
         .refresh(&client, first["refresh_token"].as_str().unwrap())
         .await;
-    assert_eq!(
-        refresh.json::<Value>().await.unwrap()["error"],
-        "invalid_grant"
-    );
+    assert_eq!(error_of(refresh).await, "invalid_grant");
 }
 
 #[tokio::test]
@@ -677,10 +671,7 @@ async fn a_code_is_bound_to_its_client() {
         .unwrap();
     let stolen = s.flow.exchange(&thief, &code, &pkce.verifier).await;
     assert_eq!(stolen.status(), 400);
-    assert_eq!(
-        stolen.json::<Value>().await.unwrap()["error"],
-        "invalid_grant"
-    );
+    assert_eq!(error_of(stolen).await, "invalid_grant");
     // A wrong secret is not even a client.
     let forged = RegisteredClient {
         client_secret: Some("wrong".into()),
@@ -688,10 +679,7 @@ async fn a_code_is_bound_to_its_client() {
     };
     let response = s.flow.exchange(&forged, &code, &pkce.verifier).await;
     assert_eq!(response.status(), 401);
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["error"],
-        "invalid_client"
-    );
+    assert_eq!(error_of(response).await, "invalid_client");
 }
 
 #[tokio::test]
@@ -758,19 +746,13 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
 
     let reuse = s.flow.refresh(&client, old_refresh).await;
     assert_eq!(reuse.status(), 400);
-    assert_eq!(
-        reuse.json::<Value>().await.unwrap()["error"],
-        "invalid_grant"
-    );
+    assert_eq!(error_of(reuse).await, "invalid_grant");
     assert_invalid_token(
         &s.call(new_access, "claims").await,
         "after refresh-token reuse",
     );
     let after = s.flow.refresh(&client, new_refresh).await;
-    assert_eq!(
-        after.json::<Value>().await.unwrap()["error"],
-        "invalid_grant"
-    );
+    assert_eq!(error_of(after).await, "invalid_grant");
 }
 
 #[tokio::test]
