@@ -1,0 +1,414 @@
+//! The servers measured, how each is started, and the check that it answers `add` correctly before
+//! any load is put on it.
+
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use toolgate_dev_idp::DevIdp;
+
+/// Where the pieces of a run are.
+pub struct Paths {
+    /// `target/release/examples/server`.
+    pub example_server: PathBuf,
+    /// `target/release/bare-axum`.
+    pub bare_axum: PathBuf,
+    /// `bench/.venv/bin/python`, with FastMCP installed.
+    pub python: PathBuf,
+    pub fastmcp_script: PathBuf,
+    pub wrk_script: PathBuf,
+    /// Raw results and server logs.
+    pub results: PathBuf,
+}
+
+impl Paths {
+    /// Next to this executable (cargo's release directory) and in this crate's folder.
+    pub fn discover() -> Result<Paths, String> {
+        let exe =
+            std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+        let bin_dir = exe.parent().ok_or("this executable has no folder")?;
+        let bench = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let paths = Paths {
+            example_server: bin_dir.join("examples").join("server"),
+            bare_axum: bin_dir.join("bare-axum"),
+            python: bench.join(".venv").join("bin").join("python"),
+            fastmcp_script: bench.join("fastmcp_server.py"),
+            wrk_script: bench.join("call.lua"),
+            results: bench.join("results"),
+        };
+        for (path, how) in [
+            (
+                &paths.example_server,
+                "cargo build --release --example server",
+            ),
+            (&paths.bare_axum, "cargo build --release -p toolgate-bench"),
+            (&paths.python, "bench/install.sh"),
+        ] {
+            if !path.exists() {
+                return Err(format!(
+                    "{} is missing; run bench/run (it runs {how})",
+                    path.display()
+                ));
+            }
+        }
+        std::fs::create_dir_all(&paths.results)
+            .map_err(|e| format!("cannot create {}: {e}", paths.results.display()))?;
+        Ok(paths)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// The example server, release build, stateless JSON mode.
+    Toolgate { auth: bool },
+    /// `bench/fastmcp_server.py`: FastMCP with `RemoteAuthProvider(JWTVerifier)`.
+    FastMcp,
+    /// `bare-axum`: the same reply with no MCP and no auth.
+    BareAxum,
+}
+
+impl Server {
+    /// Whether a call without a token must be refused: proof that the measured path authenticates.
+    pub fn authenticates(self) -> bool {
+        matches!(self, Server::Toolgate { auth: true } | Server::FastMcp)
+    }
+}
+
+/// Where the bearer token a subject is driven with comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// An Auth0-shaped RS256 access token from the identity provider's `/oauth/token`.
+    Direct,
+    /// A token toolgate's own authorization server issued (its upstream Auth0 token behind it in Redis).
+    ProxyIssued,
+}
+
+/// One row of the table: a server driven with one kind of token.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub server: Server,
+    pub token: TokenSource,
+}
+
+pub const TOOLGATE: &str = "toolgate";
+pub const TOOLGATE_NO_AUTH: &str = "toolgate-noauth";
+pub const FASTMCP: &str = "fastmcp";
+pub const BARE_AXUM: &str = "bare-axum";
+pub const TOOLGATE_PROXY: &str = "toolgate-proxy";
+
+pub const SUBJECTS: &[Subject] = &[
+    Subject {
+        key: TOOLGATE,
+        label: "toolgate (auth on)",
+        server: Server::Toolgate { auth: true },
+        token: TokenSource::Direct,
+    },
+    Subject {
+        key: TOOLGATE_NO_AUTH,
+        label: "toolgate (auth off)",
+        server: Server::Toolgate { auth: false },
+        token: TokenSource::Direct,
+    },
+    Subject {
+        key: FASTMCP,
+        label: "FastMCP 4.2 (JWTVerifier)",
+        server: Server::FastMcp,
+        token: TokenSource::Direct,
+    },
+    Subject {
+        key: BARE_AXUM,
+        label: "bare axum (ceiling)",
+        server: Server::BareAxum,
+        token: TokenSource::Direct,
+    },
+    Subject {
+        key: TOOLGATE_PROXY,
+        label: "toolgate (proxy token, Redis)",
+        server: Server::Toolgate { auth: true },
+        token: TokenSource::ProxyIssued,
+    },
+];
+
+/// The tokens a run can send.
+pub struct Identity<'a> {
+    /// Issued by the identity provider every authenticating server trusts.
+    pub direct_token: &'a str,
+}
+
+impl Identity<'_> {
+    /// The token a subject is driven with. Servers with auth off get the same header too, so every
+    /// server reads the same request bytes.
+    pub fn token_for(&self, source: TokenSource) -> Result<String, NotMeasured> {
+        match source {
+            TokenSource::Direct => Ok(self.direct_token.to_owned()),
+            TokenSource::ProxyIssued => Err(NotMeasured(
+                "toolgate has no authorization server yet, so there is no proxy-issued token to send",
+            )),
+        }
+    }
+}
+
+/// Why a row has no numbers.
+#[derive(Debug, Clone, Copy)]
+pub struct NotMeasured(pub &'static str);
+
+/// Gets an access token for alice through the identity provider's password grant, as a user would.
+pub async fn fetch_direct_token(http: &reqwest::Client, idp: &DevIdp) -> Result<String, String> {
+    let permissions = ["tool:get_user_info", "tool:read_audit_log", "tool:admin"].join(" ");
+    let form = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", "bench"),
+        ("scope", "openid profile email"),
+        ("client_id", idp.client_id()),
+        ("client_secret", idp.client_secret()),
+        ("audience", idp.audience()),
+        ("permissions", permissions.as_str()),
+    ];
+    let response = http
+        .post(format!("{}/oauth/token", idp.url()))
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| format!("the token request failed: {e}"))?;
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|e| format!("the token reply is not JSON: {e}"))?;
+    match body["access_token"].as_str() {
+        Some(token) if status.is_success() => Ok(token.to_owned()),
+        _ => Err(format!(
+            "the identity provider refused the token request ({status}): {body}"
+        )),
+    }
+}
+
+/// A started server; killed when dropped.
+pub struct Running {
+    child: tokio::process::Child,
+    pub pid: u32,
+    pub mcp_url: String,
+    pub log: PathBuf,
+}
+
+impl Running {
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free loopback port: {e}"))
+}
+
+/// A clean environment: no stray AUTH_* or RUST_LOG of the caller's changes what is measured (and the
+/// results folder, the working directory, has no `.env` for the server to read).
+fn clean_command(program: &Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    command.env_clear();
+    for name in ["PATH", "HOME", "LANG"] {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    command
+}
+
+pub async fn launch(subject: &Subject, paths: &Paths, idp: &DevIdp) -> Result<Running, String> {
+    let port = free_port()?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut command = match subject.server {
+        Server::Toolgate { auth } => {
+            let mut command = clean_command(&paths.example_server);
+            command
+                .arg("--listen")
+                .arg(addr.to_string())
+                .env("TOOLGATE_STATELESS", "true")
+                .env("RESOURCE_BASE_URL", format!("http://{addr}"));
+            if auth {
+                command
+                    .env("AUTH_ENABLED", "true")
+                    .env("AUTH_PROVIDER", "auth0")
+                    .env("AUTH0_DOMAIN", idp.url())
+                    .env("AUTH0_CLIENT_ID", idp.client_id())
+                    .env("AUTH0_CLIENT_SECRET", idp.client_secret())
+                    .env("AUTH0_AUDIENCE", idp.audience());
+            } else {
+                // Named, so the example does not start its own dev identity provider.
+                command.env("AUTH_ENABLED", "false");
+            }
+            command
+        }
+        Server::FastMcp => {
+            let mut command = clean_command(&paths.python);
+            command
+                .arg(&paths.fastmcp_script)
+                .arg("--port")
+                .arg(port.to_string())
+                .arg("--idp")
+                .arg(idp.url())
+                .arg("--audience")
+                .arg(idp.audience());
+            command
+        }
+        Server::BareAxum => {
+            let mut command = clean_command(&paths.bare_axum);
+            command.arg("--listen").arg(addr.to_string());
+            command
+        }
+    };
+    let log = paths.results.join(format!("{}.log", subject.key));
+    let log_file =
+        File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let log_err = log_file
+        .try_clone()
+        .map_err(|e| format!("cannot share {}: {e}", log.display()))?;
+    let mut child = command
+        .current_dir(&paths.results)
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(log_err)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", subject.label))?;
+    let pid = child.id().ok_or("the server exited at once")?;
+    wait_for_listener(&mut child, addr, &log).await?;
+    Ok(Running {
+        child,
+        pid,
+        mcp_url: format!("http://{addr}/mcp"),
+        log,
+    })
+}
+
+async fn wait_for_listener(
+    child: &mut tokio::process::Child,
+    addr: SocketAddr,
+    log: &Path,
+) -> Result<(), String> {
+    // FastMCP imports for a few seconds on a busy machine.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "the server exited ({status}) before listening; see {}",
+                log.display()
+            ));
+        }
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the server did not listen on {addr} within 60 s; see {}",
+                log.display()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The addends every request carries (bench/call.lua's defaults) and the sum a correct reply holds.
+pub const A: i64 = 20;
+pub const B: i64 = 22;
+pub const SUM: i64 = A + B;
+
+pub fn call_body() -> String {
+    json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "add", "arguments": {"a": A, "b": B}},
+    })
+    .to_string()
+}
+
+/// A `tools/call` of `add` as an MCP client at protocol version 2025-11-25 sends it.
+pub fn call_request(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let request = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(call_body());
+    match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    }
+}
+
+/// The reply is a JSON-RPC success for request 1 whose first text content is the sum.
+pub fn reply_is_the_sum(reply: &Value) -> bool {
+    reply["jsonrpc"] == "2.0"
+        && reply["id"] == 1
+        && reply["result"]["isError"] != true
+        && reply["result"]["content"][0]["text"] == SUM.to_string().as_str()
+}
+
+/// Before and after load: the server answers the call with the right sum, and one that
+/// authenticates refuses the call without a token.
+pub async fn check(
+    http: &reqwest::Client,
+    subject: &Subject,
+    url: &str,
+    token: &str,
+) -> Result<(), String> {
+    let response = call_request(http, url, Some(token))
+        .send()
+        .await
+        .map_err(|e| format!("{}: the check call failed: {e}", subject.label))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let reply: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if status != 200 || !reply_is_the_sum(&reply) {
+        return Err(format!(
+            "{}: add({A}, {B}) did not answer {SUM}: HTTP {status}: {text}",
+            subject.label
+        ));
+    }
+    if subject.server.authenticates() {
+        let response = call_request(http, url, None)
+            .send()
+            .await
+            .map_err(|e| format!("{}: the unauthenticated check failed: {e}", subject.label))?;
+        if response.status() != 401 {
+            return Err(format!(
+                "{}: a call without a token got HTTP {}, not 401: is auth really on?",
+                subject.label,
+                response.status()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_success_with_the_sum_counts_as_a_right_answer() {
+        let ok = json!({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "42"}], "isError": false}});
+        assert!(reply_is_the_sum(&ok));
+        let mut wrong_sum = ok.clone();
+        wrong_sum["result"]["content"][0]["text"] = json!("41");
+        assert!(!reply_is_the_sum(&wrong_sum));
+        let mut tool_error = ok.clone();
+        tool_error["result"]["isError"] = json!(true);
+        assert!(!reply_is_the_sum(&tool_error));
+        let rpc_error =
+            json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32602, "message": "42"}});
+        assert!(!reply_is_the_sum(&rpc_error));
+    }
+}
