@@ -1,5 +1,7 @@
-//! The default run: every server in turn, checked, warmed, then driven by wrk at each connection
-//! count while its memory is sampled.
+//! The default run. Every server is started, checked and warmed first; then, for each connection
+//! count and each round, every server in turn is driven by wrk while its memory is sampled. Taking
+//! turns within a round means a slow minute of the shared machine lands on every server alike
+//! instead of on whichever happened to run then, which matters most for the ratios.
 
 use std::time::Duration;
 
@@ -9,7 +11,7 @@ use toolgate_dev_idp::{DevIdp, DevIdpConfig};
 use crate::cpu;
 use crate::machine::Machine;
 use crate::memory::{self, Sampler};
-use crate::subjects::{self, Identity, Paths, SUBJECTS, Subject};
+use crate::subjects::{self, Identity, Paths, Running, SUBJECTS, Subject};
 use crate::wrk::{self, WrkResult};
 
 #[derive(Debug, Clone)]
@@ -17,16 +19,18 @@ pub struct LoadOptions {
     pub connections: Vec<u32>,
     pub duration: Duration,
     pub warm_up: Duration,
+    /// Measurements of every server at every connection count; a row shows their median.
+    pub rounds: u32,
     /// Subject keys to run; empty runs them all.
     pub only: Vec<String>,
-    /// Other work may use at most this much CPU (percent of one core) during a row; above it the
-    /// row waits for quiet beforehand and is measured again (up to `ATTEMPTS` times).
+    /// Other work may use at most this much CPU (percent of one core) during a measurement; above
+    /// it the measurement waits for quiet beforehand and is taken again (up to `ATTEMPTS` times).
     pub quiet_limit: f64,
-    /// How long a row waits for a quiet machine before it runs anyway.
+    /// How long a measurement waits for a quiet machine before it runs anyway.
     pub patience: Duration,
 }
 
-/// Tries per row; the least disturbed one is kept.
+/// Tries per measurement; the least disturbed one is kept.
 pub const ATTEMPTS: u32 = 3;
 
 impl Default for LoadOptions {
@@ -35,6 +39,7 @@ impl Default for LoadOptions {
             connections: vec![1, 8, 32, 64],
             duration: Duration::from_secs(10),
             warm_up: Duration::from_secs(2),
+            rounds: 1,
             only: Vec::new(),
             quiet_limit: 10.0,
             patience: Duration::from_secs(120),
@@ -42,17 +47,68 @@ impl Default for LoadOptions {
     }
 }
 
+/// One wrk run of one server.
 #[derive(Debug, Clone, Serialize)]
-pub struct Point {
-    pub connections: u32,
+pub struct Sample {
     #[serde(flatten)]
     pub wrk: WrkResult,
     /// The largest VmRSS seen while this load ran.
     pub rss_peak_kib: u64,
-    /// CPU other work used while this row ran, in percent of one core.
+    /// CPU other work used meanwhile, in percent of one core.
     pub others_cpu_percent: f64,
-    /// How many times the row was measured; this is the least disturbed one.
+    /// How many times it was measured; the least disturbed try is the one kept.
     pub attempts: u32,
+}
+
+/// One server at one connection count, over every round.
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    pub connections: u32,
+    /// Medians over the rounds.
+    pub rps: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub rps_min: f64,
+    pub rps_max: f64,
+    /// Failed requests in all rounds together.
+    pub failures: u64,
+    pub rss_peak_kib: u64,
+    /// The most any round was disturbed.
+    pub others_cpu_percent: f64,
+    pub samples: Vec<Sample>,
+}
+
+impl Point {
+    fn from_samples(connections: u32, samples: Vec<Sample>) -> Point {
+        let rps: Vec<f64> = samples.iter().map(|s| s.wrk.rps).collect();
+        let p50: Vec<f64> = samples.iter().map(|s| s.wrk.p50_us as f64).collect();
+        let p99: Vec<f64> = samples.iter().map(|s| s.wrk.p99_us as f64).collect();
+        Point {
+            connections,
+            rps: median(&rps),
+            p50_us: median(&p50).round() as u64,
+            p99_us: median(&p99).round() as u64,
+            rps_min: rps.iter().copied().fold(f64::INFINITY, f64::min),
+            rps_max: rps.iter().copied().fold(0.0, f64::max),
+            failures: samples.iter().map(|s| s.wrk.failures()).sum(),
+            rss_peak_kib: samples.iter().map(|s| s.rss_peak_kib).max().unwrap_or(0),
+            others_cpu_percent: samples
+                .iter()
+                .map(|s| s.others_cpu_percent)
+                .fold(0.0, f64::max),
+            samples,
+        }
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,7 +121,8 @@ pub struct SubjectResult {
     pub rss_idle_kib: u64,
     pub rss_peak_kib: u64,
     pub hwm_kib: u64,
-    /// JWKS requests the identity provider served while this server ran.
+    /// JWKS requests the identity provider served while this server started or was under load
+    /// (idle servers fetch nothing: both cache their keys).
     pub jwks_fetches: usize,
     pub discovery_fetches: usize,
 }
@@ -73,6 +130,20 @@ pub struct SubjectResult {
 impl SubjectResult {
     pub fn at(&self, connections: u32) -> Option<&Point> {
         self.points.iter().find(|p| p.connections == connections)
+    }
+
+    fn not_measured(subject: &Subject, reason: &str) -> SubjectResult {
+        SubjectResult {
+            key: subject.key.into(),
+            label: subject.label.into(),
+            not_measured: Some(reason.into()),
+            points: Vec::new(),
+            rss_idle_kib: 0,
+            rss_peak_kib: 0,
+            hwm_kib: 0,
+            jwks_fetches: 0,
+            discovery_fetches: 0,
+        }
     }
 }
 
@@ -83,11 +154,34 @@ pub struct LoadRun {
     pub wrk_threads: u32,
     pub duration_s: u64,
     pub warm_up_s: u64,
+    pub rounds: u32,
     pub connections: Vec<u32>,
     pub quiet_limit_percent: f64,
     pub subjects: Vec<SubjectResult>,
     /// JWKS requests in the whole run, every server included.
     pub jwks_fetches_total: usize,
+}
+
+/// A started server and what is gathered about it.
+struct Contender {
+    subject: &'static Subject,
+    token: String,
+    server: Running,
+    samples: Vec<Vec<Sample>>,
+    rss_idle_kib: u64,
+    jwks_fetches: usize,
+    discovery_fetches: usize,
+}
+
+/// What the identity provider served while `f` ran: JWKS and discovery requests.
+async fn attributed<T>(idp: &DevIdp, f: impl Future<Output = T>) -> (T, usize, usize) {
+    let (jwks, discovery) = (idp.jwks_requests(), idp.discovery_requests());
+    let out = f.await;
+    (
+        out,
+        idp.jwks_requests() - jwks,
+        idp.discovery_requests() - discovery,
+    )
 }
 
 pub async fn run(paths: &Paths, options: &LoadOptions) -> Result<LoadRun, String> {
@@ -103,30 +197,88 @@ pub async fn run(paths: &Paths, options: &LoadOptions) -> Result<LoadRun, String
     let identity = Identity {
         direct_token: &direct_token,
     };
-    let mut results = Vec::new();
+
+    let mut contenders = Vec::new();
+    let mut unmeasured = Vec::new();
     for subject in SUBJECTS {
         if !options.only.is_empty() && !options.only.iter().any(|k| k == subject.key) {
             continue;
         }
-        let result = match identity.token_for(subject.token) {
-            Ok(token) => measure(subject, &token, paths, &idp, &http, options).await?,
+        let token = match identity.token_for(subject.token) {
+            Ok(token) => token,
             Err(reason) => {
                 eprintln!("-- {}: not measured: {}", subject.label, reason.0);
-                SubjectResult {
-                    key: subject.key.into(),
-                    label: subject.label.into(),
-                    not_measured: Some(reason.0.into()),
-                    points: Vec::new(),
-                    rss_idle_kib: 0,
-                    rss_peak_kib: 0,
-                    hwm_kib: 0,
-                    jwks_fetches: 0,
-                    discovery_fetches: 0,
-                }
+                unmeasured.push(SubjectResult::not_measured(subject, reason.0));
+                continue;
             }
         };
-        results.push(result);
+        let (started, jwks, discovery) =
+            attributed(&idp, start(subject, &token, paths, &idp, &http, options)).await;
+        let (server, rss_idle_kib) = started?;
+        contenders.push(Contender {
+            subject,
+            token,
+            server,
+            samples: vec![Vec::new(); options.connections.len()],
+            rss_idle_kib,
+            jwks_fetches: jwks,
+            discovery_fetches: discovery,
+        });
     }
+
+    let ours: Vec<u32> = contenders
+        .iter()
+        .map(|c| c.server.pid)
+        .chain([std::process::id()])
+        .collect();
+    for (index, &connections) in options.connections.iter().enumerate() {
+        for round in 1..=options.rounds {
+            eprintln!(
+                "-- {connections} connections, round {round} of {}",
+                options.rounds
+            );
+            for contender in &mut contenders {
+                let (sample, jwks, discovery) =
+                    attributed(&idp, measure(contender, connections, &ours, paths, options)).await;
+                contender.jwks_fetches += jwks;
+                contender.discovery_fetches += discovery;
+                let sample = sample?;
+                contender.samples[index].push(sample);
+            }
+        }
+    }
+
+    let mut results = Vec::new();
+    for contender in contenders {
+        // Still right after the load, so a server that broke under it cannot look fast.
+        subjects::check(
+            &http,
+            contender.subject,
+            &contender.server.mcp_url,
+            &contender.token,
+        )
+        .await?;
+        let hwm_kib = memory::read(contender.server.pid).map_or(0, |m| m.hwm_kib);
+        contender.server.stop().await;
+        let points: Vec<Point> = options
+            .connections
+            .iter()
+            .zip(contender.samples)
+            .map(|(&c, samples)| Point::from_samples(c, samples))
+            .collect();
+        results.push(SubjectResult {
+            key: contender.subject.key.into(),
+            label: contender.subject.label.into(),
+            not_measured: None,
+            rss_idle_kib: contender.rss_idle_kib,
+            rss_peak_kib: points.iter().map(|p| p.rss_peak_kib).max().unwrap_or(0),
+            hwm_kib,
+            points,
+            jwks_fetches: contender.jwks_fetches,
+            discovery_fetches: contender.discovery_fetches,
+        });
+    }
+    results.extend(unmeasured);
     let jwks_fetches_total = idp.jwks_requests();
     idp.shutdown().await;
     Ok(LoadRun {
@@ -135,6 +287,7 @@ pub async fn run(paths: &Paths, options: &LoadOptions) -> Result<LoadRun, String
         wrk_threads: wrk::THREADS,
         duration_s: options.duration.as_secs(),
         warm_up_s: options.warm_up.as_secs(),
+        rounds: options.rounds,
         connections: options.connections.clone(),
         quiet_limit_percent: options.quiet_limit,
         subjects: results,
@@ -142,30 +295,28 @@ pub async fn run(paths: &Paths, options: &LoadOptions) -> Result<LoadRun, String
     })
 }
 
-async fn measure(
+/// Starts a server, checks its answer, reads its idle memory, and warms it up.
+async fn start(
     subject: &Subject,
     token: &str,
     paths: &Paths,
     idp: &DevIdp,
     http: &reqwest::Client,
     options: &LoadOptions,
-) -> Result<SubjectResult, String> {
-    let jwks_before = idp.jwks_requests();
-    let discovery_before = idp.discovery_requests();
+) -> Result<(Running, u64), String> {
     eprintln!("-- {}: starting", subject.label);
     let server = subjects::launch(subject, paths, idp).await?;
     subjects::check(http, subject, &server.mcp_url, token).await?;
     let rss_idle_kib = memory::read(server.pid).map_or(0, |m| m.rss_kib);
-
-    let load = |connections, duration| wrk::Load {
+    // Lets caches fill and lazy initialisation happen before anything is recorded.
+    let (warm_up, _) = wrk::run(&wrk::Load {
         script: &paths.wrk_script,
         url: &server.mcp_url,
-        connections,
-        duration,
+        connections: 8,
+        duration: options.warm_up,
         token: Some(token),
-    };
-    // Lets caches fill and lazy initialisation happen before anything is recorded.
-    let (warm_up, _) = wrk::run(&load(8, options.warm_up)).await?;
+    })
+    .await?;
     if warm_up.failures() > 0 {
         return Err(format!(
             "{}: {} of {} warm-up requests failed; see {}",
@@ -175,72 +326,82 @@ async fn measure(
             server.log.display()
         ));
     }
+    Ok((server, rss_idle_kib))
+}
 
-    let ours = [server.pid, std::process::id()];
-    let mut points = Vec::new();
-    for &connections in &options.connections {
-        let mut best: Option<Point> = None;
-        let mut tries = 0;
-        for _ in 0..ATTEMPTS {
-            tries += 1;
-            let others_before =
-                cpu::wait_for_quiet(&ours, options.quiet_limit, options.patience).await;
-            if others_before > options.quiet_limit {
-                eprintln!(
-                    "   (other work still uses {others_before:.0}% of a core after {} s; measuring anyway)",
-                    options.patience.as_secs()
-                );
-            }
-            let watch = cpu::Watch::start(&ours);
-            let sampler = Sampler::start(server.pid, Duration::from_millis(100));
-            let result = wrk::run(&load(connections, options.duration)).await;
-            let rss_peak_kib = sampler.finish().await;
-            let (result, wrk_ticks) = result?;
-            let others_cpu_percent = watch.others_percent(wrk_ticks);
+/// One measurement, taken again when other work disturbed it; the least disturbed try is kept.
+async fn measure(
+    contender: &Contender,
+    connections: u32,
+    ours: &[u32],
+    paths: &Paths,
+    options: &LoadOptions,
+) -> Result<Sample, String> {
+    let server = &contender.server;
+    let mut best: Option<Sample> = None;
+    let mut tries = 0;
+    while tries < ATTEMPTS {
+        tries += 1;
+        let others_before = cpu::wait_for_quiet(ours, options.quiet_limit, options.patience).await;
+        if others_before > options.quiet_limit {
             eprintln!(
-                "   {:>3} connections: {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  failures {}  RSS {:.1} MiB  others {:.0}% of a core",
-                connections,
-                result.rps,
-                result.p50_us as f64 / 1000.0,
-                result.p99_us as f64 / 1000.0,
-                result.failures(),
-                memory::mib(rss_peak_kib),
-                others_cpu_percent,
+                "   (other work still uses {others_before:.0}% of a core after {} s; measuring anyway)",
+                options.patience.as_secs()
             );
-            let point = Point {
-                connections,
-                wrk: result,
-                rss_peak_kib,
-                others_cpu_percent,
-                attempts: 0,
-            };
-            if best
-                .as_ref()
-                .is_none_or(|b| point.others_cpu_percent < b.others_cpu_percent)
-            {
-                best = Some(point);
-            }
-            if others_cpu_percent <= options.quiet_limit {
-                break;
-            }
         }
-        let mut best = best.expect("at least one attempt");
-        best.attempts = tries;
-        points.push(best);
+        let watch = cpu::Watch::start(ours);
+        let sampler = Sampler::start(server.pid, Duration::from_millis(100));
+        let result = wrk::run(&wrk::Load {
+            script: &paths.wrk_script,
+            url: &server.mcp_url,
+            connections,
+            duration: options.duration,
+            token: Some(&contender.token),
+        })
+        .await;
+        let rss_peak_kib = sampler.finish().await;
+        let (result, wrk_ticks) = result?;
+        let others_cpu_percent = watch.others_percent(wrk_ticks);
+        eprintln!(
+            "   {:<30} {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  failures {}  RSS {:5.1} MiB  others {:.0}% of a core",
+            contender.subject.label,
+            result.rps,
+            result.p50_us as f64 / 1000.0,
+            result.p99_us as f64 / 1000.0,
+            result.failures(),
+            memory::mib(rss_peak_kib),
+            others_cpu_percent,
+        );
+        let quiet = others_cpu_percent <= options.quiet_limit;
+        let sample = Sample {
+            wrk: result,
+            rss_peak_kib,
+            others_cpu_percent,
+            attempts: 0,
+        };
+        if best
+            .as_ref()
+            .is_none_or(|b| sample.others_cpu_percent < b.others_cpu_percent)
+        {
+            best = Some(sample);
+        }
+        if quiet {
+            break;
+        }
     }
-    // Still right after the load, so a server that broke under it cannot look fast.
-    subjects::check(http, subject, &server.mcp_url, token).await?;
-    let hwm_kib = memory::read(server.pid).map_or(0, |m| m.hwm_kib);
-    server.stop().await;
-    Ok(SubjectResult {
-        key: subject.key.into(),
-        label: subject.label.into(),
-        not_measured: None,
-        rss_idle_kib,
-        rss_peak_kib: points.iter().map(|p| p.rss_peak_kib).max().unwrap_or(0),
-        hwm_kib,
-        points,
-        jwks_fetches: idp.jwks_requests() - jwks_before,
-        discovery_fetches: idp.discovery_requests() - discovery_before,
-    })
+    let mut best = best.expect("at least one attempt");
+    best.attempts = tries;
+    Ok(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
+    }
 }

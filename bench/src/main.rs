@@ -20,20 +20,22 @@ use std::time::Duration;
 use load::LoadOptions;
 use soak::SoakOptions;
 use subjects::Paths;
+use tokio::signal::unix::SignalKind;
 
 const USAGE: &str = "\
 toolgate-bench: load benchmarks of toolgate (use bench/run, which installs and builds first)
 
 USAGE:
     toolgate-bench [load] [--duration SECS] [--warm-up SECS] [--connections N,N,..] [--only KEY,..]
-                          [--quiet-limit PERCENT] [--patience SECS]
+                          [--rounds N] [--quiet-limit PERCENT] [--patience SECS]
     toolgate-bench soak [--seconds SECS] [--rate PER_SECOND]
     toolgate-bench micro-report CRITERION_DIR
 
-load     every server in turn under wrk (defaults: 10 s per row, 1,8,32,64 connections);
-         keys for --only: toolgate, toolgate-noauth, fastmcp, bare-axum, toolgate-proxy.
-         A row waits (up to --patience, 120 s) until other work uses at most --quiet-limit
-         (10) percent of one core, and is measured again, up to 3 times, when it was disturbed.
+load     every server under wrk, taking turns (defaults: 10 s each, 1,8,32,64 connections,
+         1 round; rows show the median of the rounds); keys for --only: toolgate,
+         toolgate-noauth, fastmcp, bare-axum, toolgate-proxy. A measurement waits (up to
+         --patience, 120 s) until other work uses at most --quiet-limit (10) percent of one
+         core, and is taken again, up to 3 times, when it was disturbed.
 soak     toolgate with auth at a fixed rate (defaults: 600 s at 1000 requests/s)
 micro-report
          the criterion hot-path benchmarks against their baselines
@@ -64,6 +66,14 @@ fn parse_args(args: Vec<String>) -> Result<Command, String> {
             ("load", "--duration") => load.duration = seconds(&value(&arg)?, &arg)?,
             ("load", "--warm-up") => load.warm_up = seconds(&value(&arg)?, &arg)?,
             ("load", "--patience") => load.patience = seconds(&value(&arg)?, &arg)?,
+            ("load", "--rounds") => {
+                let v = value(&arg)?;
+                load.rounds = v
+                    .parse()
+                    .ok()
+                    .filter(|r| *r > 0)
+                    .ok_or_else(|| format!("--rounds: `{v}` is not a positive count"))?;
+            }
             ("load", "--quiet-limit") => {
                 let v = value(&arg)?;
                 load.quiet_limit = v
@@ -170,7 +180,20 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(command).await {
+    // Dropping the run on a signal kills the servers and wrk it started (kill_on_drop).
+    let mut terminate = match tokio::signal::unix::signal(SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            eprintln!("error: cannot watch for SIGTERM: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = run(command) => outcome,
+        _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+        _ = terminate.recv() => Err("terminated".into()),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");

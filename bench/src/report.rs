@@ -80,8 +80,8 @@ fn subject<'a>(run: &'a LoadRun, key: &str) -> Option<&'a SubjectResult> {
 }
 
 fn rps_ratio(run: &LoadRun, top: &str, bottom: &str, connections: u32) -> Option<f64> {
-    let top = subject(run, top)?.at(connections)?.wrk.rps;
-    let bottom = subject(run, bottom)?.at(connections)?.wrk.rps;
+    let top = subject(run, top)?.at(connections)?.rps;
+    let bottom = subject(run, bottom)?.at(connections)?.rps;
     (bottom > 0.0).then(|| top / bottom)
 }
 
@@ -141,7 +141,7 @@ pub fn judge(run: &LoadRun) -> Judgement {
             unit: "ms",
             measured: ours
                 .and_then(|s| s.at(64))
-                .map(|p| p.wrk.p99_us as f64 / 1000.0),
+                .map(|p| p.p99_us as f64 / 1000.0),
             note: missing(64),
         },
         Target {
@@ -195,28 +195,31 @@ pub fn print(run: &LoadRun, judgement: &Judgement) {
         m.date_utc, m.cpus, m.cpu_model, m.memory_gib, m.kernel, m.wrk, m.fastmcp
     );
     println!(
-        "authenticated tools/call of add(20, 22), MCP {}, stateless JSON; wrk -t{} for {} s per row after a {} s warm-up",
-        run.protocol_version, run.wrk_threads, run.duration_s, run.warm_up_s
+        "authenticated tools/call of add(20, 22), MCP {}, stateless JSON; wrk -t{}, {} s per measurement after a {} s warm-up; \
+         servers take turns; medians of {} round(s)",
+        run.protocol_version, run.wrk_threads, run.duration_s, run.warm_up_s, run.rounds
     );
     println!();
     println!(
-        "| server | connections | requests/s | p50 ms | p99 ms | failed | RSS under load MiB | other work, % of a core |"
+        "| server | connections | requests/s | min-max requests/s | p50 ms | p99 ms | failed | RSS under load MiB | other work, % of a core |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for s in &run.subjects {
         if let Some(reason) = &s.not_measured {
-            println!("| {} | | not measured: {reason} | | | | | |", s.label);
+            println!("| {} | | not measured: {reason} | | | | | | |", s.label);
             continue;
         }
         for p in &s.points {
             println!(
-                "| {} | {} | {:.0} | {} | {} | {} | {:.1} | {:.0} |",
+                "| {} | {} | {:.0} | {:.0}-{:.0} | {} | {} | {} | {:.1} | {:.0} |",
                 s.label,
                 p.connections,
-                p.wrk.rps,
-                ms(p.wrk.p50_us),
-                ms(p.wrk.p99_us),
-                p.wrk.failures(),
+                p.rps,
+                p.rps_min,
+                p.rps_max,
+                ms(p.p50_us),
+                ms(p.p99_us),
+                p.failures,
                 mib(p.rss_peak_kib),
                 p.others_cpu_percent
             );
