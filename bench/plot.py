@@ -15,12 +15,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+# colour, marker, line style, and where the value labels go (points above or below the marker):
+# toolgate with and without auth are close, so their labels go on opposite sides.
 STYLE = {
-    "bare-axum": ("#7f7f7f", "s", "--"),
-    "toolgate-noauth": ("#2ca02c", "^", "-"),
-    "toolgate": ("#1f77b4", "o", "-"),
-    "toolgate-proxy": ("#17becf", "D", "-"),
-    "fastmcp": ("#d62728", "v", "-"),
+    "bare-axum": ("#7f7f7f", "s", "--", 7),
+    "toolgate-noauth": ("#2ca02c", "^", "-", 7),
+    "toolgate": ("#1f77b4", "o", "-", -14),
+    "toolgate-proxy": ("#17becf", "D", "-", -26),
+    "fastmcp": ("#d62728", "v", "-", 7),
 }
 
 
@@ -33,12 +35,12 @@ def main(source: str, target: str) -> None:
         points = subject["points"]
         if not points:
             continue
-        color, marker, line = STYLE.get(subject["key"], ("black", "x", "-"))
+        color, marker, line, label_offset = STYLE.get(subject["key"], ("black", "x", "-", 7))
         xs = [p["connections"] for p in points]
         ys = [p["rps"] for p in points]
         ax.plot(xs, ys, color=color, marker=marker, linestyle=line, linewidth=2, label=subject["label"])
         for x, y in zip(xs, ys):
-            ax.annotate(f"{y:,.0f}", (x, y), textcoords="offset points", xytext=(0, 7),
+            ax.annotate(f"{y:,.0f}", (x, y), textcoords="offset points", xytext=(0, label_offset),
                         ha="center", fontsize=8, color=color)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
@@ -48,7 +50,7 @@ def main(source: str, target: str) -> None:
     ax.set_xlabel("concurrent connections (wrk, 1 thread)")
     ax.set_ylabel("requests per second (log scale)")
     ax.set_title(
-        f"authenticated MCP tools/call add(a, b), stateless JSON, {run['duration_s']} s per point\n"
+        f"authenticated MCP tools/call add(a, b), stateless JSON; median of {run['rounds']} x {run['duration_s']} s per point\n"
         f"{machine['cpus']} x {machine['cpu_model']}, {machine['date_utc']}",
         fontsize=10,
     )

@@ -86,6 +86,15 @@ fn human(ns: f64) -> String {
     }
 }
 
+/// Three significant digits, so a cache hit next to a signature check does not print as 0.00.
+fn ratio(value: f64) -> String {
+    match value {
+        v if v >= 10.0 => format!("{v:.1}"),
+        v if v >= 0.1 => format!("{v:.2}"),
+        v => format!("{v:.2e}"),
+    }
+}
+
 pub fn print(criterion: &Path) -> Result<(), String> {
     println!("| benchmark | median | baseline | baseline median | ratio | meaning |");
     println!("|---|---:|---|---:|---:|---|");
@@ -93,10 +102,10 @@ pub fn print(criterion: &Path) -> Result<(), String> {
         let value = median_ns(criterion, group, bench)?;
         let base = median_ns(criterion, group, baseline)?;
         println!(
-            "| {group}/{bench} | {} | {group}/{baseline} | {} | {:.2} | {meaning} |",
+            "| {group}/{bench} | {} | {group}/{baseline} | {} | {} | {meaning} |",
             human(value),
             human(base),
-            value / base
+            ratio(value / base)
         );
     }
     Ok(())
@@ -111,5 +120,12 @@ mod tests {
         assert_eq!(human(85.04), "85.0 ns");
         assert_eq!(human(41_200.0), "41.20 µs");
         assert_eq!(human(1_250_000.0), "1.25 ms");
+    }
+
+    #[test]
+    fn small_ratios_keep_their_digits() {
+        assert_eq!(ratio(13.23), "13.2");
+        assert_eq!(ratio(0.92), "0.92");
+        assert_eq!(ratio(0.003_963), "3.96e-3");
     }
 }
