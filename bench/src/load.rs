@@ -6,12 +6,13 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use toolgate_dev_idp::{DevIdp, DevIdpConfig};
+use toolgate_dev_idp::DevIdp;
 
 use crate::cpu;
 use crate::machine::Machine;
 use crate::memory::{self, Sampler};
-use crate::subjects::{self, Identity, Paths, Running, SUBJECTS, Subject};
+use crate::proxy::{self, Redis};
+use crate::subjects::{self, Paths, Running, SUBJECTS, Server, Subject};
 use crate::wrk::{self, WrkResult};
 
 #[derive(Debug, Clone)]
@@ -115,14 +116,12 @@ fn median(values: &[f64]) -> f64 {
 pub struct SubjectResult {
     pub key: String,
     pub label: String,
-    /// Why there are no numbers, for a row that could not be measured yet.
-    pub not_measured: Option<String>,
     pub points: Vec<Point>,
     pub rss_idle_kib: u64,
     pub rss_peak_kib: u64,
     pub hwm_kib: u64,
     /// JWKS requests the identity provider served while this server started or was under load
-    /// (idle servers fetch nothing: both cache their keys).
+    /// (an idle server fetches nothing: each caches its keys).
     pub jwks_fetches: usize,
     pub discovery_fetches: usize,
 }
@@ -130,20 +129,6 @@ pub struct SubjectResult {
 impl SubjectResult {
     pub fn at(&self, connections: u32) -> Option<&Point> {
         self.points.iter().find(|p| p.connections == connections)
-    }
-
-    fn not_measured(subject: &Subject, reason: &str) -> SubjectResult {
-        SubjectResult {
-            key: subject.key.into(),
-            label: subject.label.into(),
-            not_measured: Some(reason.into()),
-            points: Vec::new(),
-            rss_idle_kib: 0,
-            rss_peak_kib: 0,
-            hwm_kib: 0,
-            jwks_fetches: 0,
-            discovery_fetches: 0,
-        }
     }
 }
 
@@ -187,34 +172,40 @@ async fn attributed<T>(idp: &DevIdp, f: impl Future<Output = T>) -> (T, usize, u
 pub async fn run(paths: &Paths, options: &LoadOptions) -> Result<LoadRun, String> {
     let machine = Machine::read(&paths.python).await;
     let idp = DevIdp::start(
-        DevIdpConfig::default(),
+        subjects::idp_config(),
         "127.0.0.1:0".parse().expect("valid"),
     )
     .await
     .map_err(|e| format!("the dev identity provider did not start: {e}"))?;
     let http = reqwest::Client::new();
     let direct_token = subjects::fetch_direct_token(&http, &idp).await?;
-    let identity = Identity {
-        direct_token: &direct_token,
+    let selected: Vec<&'static Subject> = SUBJECTS
+        .iter()
+        .filter(|s| options.only.is_empty() || options.only.iter().any(|k| k == s.key))
+        .collect();
+    let redis = match selected.iter().any(|s| s.server == Server::ToolgateProxy) {
+        true => Some(
+            proxy::start_redis(subjects::free_port()?, &paths.results.join("redis.log")).await?,
+        ),
+        false => None,
     };
 
     let mut contenders = Vec::new();
-    let mut unmeasured = Vec::new();
-    for subject in SUBJECTS {
-        if !options.only.is_empty() && !options.only.iter().any(|k| k == subject.key) {
-            continue;
-        }
-        let token = match identity.token_for(subject.token) {
-            Ok(token) => token,
-            Err(reason) => {
-                eprintln!("-- {}: not measured: {}", subject.label, reason.0);
-                unmeasured.push(SubjectResult::not_measured(subject, reason.0));
-                continue;
-            }
-        };
-        let (started, jwks, discovery) =
-            attributed(&idp, start(subject, &token, paths, &idp, &http, options)).await;
-        let (server, rss_idle_kib) = started?;
+    for subject in selected {
+        let (started, jwks, discovery) = attributed(
+            &idp,
+            start(
+                subject,
+                &direct_token,
+                paths,
+                &idp,
+                redis.as_ref(),
+                &http,
+                options,
+            ),
+        )
+        .await;
+        let (server, token, rss_idle_kib) = started?;
         contenders.push(Contender {
             subject,
             token,
@@ -269,7 +260,6 @@ pub async fn run(paths: &Paths, options: &LoadOptions) -> Result<LoadRun, String
         results.push(SubjectResult {
             key: contender.subject.key.into(),
             label: contender.subject.label.into(),
-            not_measured: None,
             rss_idle_kib: contender.rss_idle_kib,
             rss_peak_kib: points.iter().map(|p| p.rss_peak_kib).max().unwrap_or(0),
             hwm_kib,
@@ -278,7 +268,6 @@ pub async fn run(paths: &Paths, options: &LoadOptions) -> Result<LoadRun, String
             discovery_fetches: contender.discovery_fetches,
         });
     }
-    results.extend(unmeasured);
     let jwks_fetches_total = idp.jwks_requests();
     idp.shutdown().await;
     Ok(LoadRun {
@@ -295,17 +284,20 @@ pub async fn run(paths: &Paths, options: &LoadOptions) -> Result<LoadRun, String
     })
 }
 
-/// Starts a server, checks its answer, reads its idle memory, and warms it up.
+/// Starts a server, gets its token, checks its answer, reads its idle memory, and warms it up.
 async fn start(
     subject: &Subject,
-    token: &str,
+    direct_token: &str,
     paths: &Paths,
     idp: &DevIdp,
+    redis: Option<&Redis>,
     http: &reqwest::Client,
     options: &LoadOptions,
-) -> Result<(Running, u64), String> {
+) -> Result<(Running, String, u64), String> {
     eprintln!("-- {}: starting", subject.label);
-    let server = subjects::launch(subject, paths, idp).await?;
+    let server = subjects::launch(subject, paths, idp, redis).await?;
+    let token = subjects::token_for(subject.token, direct_token, &server).await?;
+    let token = token.as_str();
     subjects::check(http, subject, &server.mcp_url, token).await?;
     let rss_idle_kib = memory::read(server.pid).map_or(0, |m| m.rss_kib);
     // Lets caches fill and lazy initialisation happen before anything is recorded.
@@ -326,7 +318,7 @@ async fn start(
             server.log.display()
         ));
     }
-    Ok((server, rss_idle_kib))
+    Ok((server, token.to_owned(), rss_idle_kib))
 }
 
 /// One measurement, taken again when other work disturbed it; the least disturbed try is kept.

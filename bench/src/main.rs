@@ -8,6 +8,7 @@ mod load;
 mod machine;
 mod memory;
 mod micro;
+mod proxy;
 mod report;
 mod soak;
 mod subjects;

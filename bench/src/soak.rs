@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc};
-use toolgate_dev_idp::{DevIdp, DevIdpConfig};
+use toolgate_dev_idp::DevIdp;
 
 use crate::machine::Machine;
 use crate::memory::{self, mib};
@@ -92,7 +92,7 @@ pub async fn run(paths: &Paths, options: &SoakOptions) -> Result<SoakRun, String
     }
     let machine = Machine::read(&paths.python).await;
     let idp = DevIdp::start(
-        DevIdpConfig::default(),
+        subjects::idp_config(),
         "127.0.0.1:0".parse().expect("valid"),
     )
     .await
@@ -103,7 +103,7 @@ pub async fn run(paths: &Paths, options: &SoakOptions) -> Result<SoakRun, String
         .iter()
         .find(|s| s.key == TOOLGATE)
         .expect("toolgate is a subject");
-    let server = subjects::launch(subject, paths, &idp).await?;
+    let server = subjects::launch(subject, paths, &idp, None).await?;
     subjects::check(&http, subject, &server.mcp_url, &token).await?;
     // The first requests fill caches and allocator pools; memory "at start" is read after them.
     for _ in 0..1000 {

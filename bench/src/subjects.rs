@@ -8,7 +8,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use toolgate_dev_idp::DevIdp;
+use toolgate_dev_idp::{AutoApprove, DevIdp, DevIdpConfig};
+
+use crate::proxy::{self, Redis};
 
 /// Where the pieces of a run are.
 pub struct Paths {
@@ -64,6 +66,8 @@ impl Paths {
 pub enum Server {
     /// The example server, release build, stateless JSON mode.
     Toolgate { auth: bool },
+    /// The same with its authorization server on (`JWT_SIGNING_KEY`) and its records in Redis.
+    ToolgateProxy,
     /// `bench/fastmcp_server.py`: FastMCP with `RemoteAuthProvider(JWTVerifier)`.
     FastMcp,
     /// `bare-axum`: the same reply with no MCP and no auth.
@@ -73,7 +77,10 @@ pub enum Server {
 impl Server {
     /// Whether a call without a token must be refused: proof that the measured path authenticates.
     pub fn authenticates(self) -> bool {
-        matches!(self, Server::Toolgate { auth: true } | Server::FastMcp)
+        matches!(
+            self,
+            Server::Toolgate { auth: true } | Server::ToolgateProxy | Server::FastMcp
+        )
     }
 }
 
@@ -129,37 +136,44 @@ pub const SUBJECTS: &[Subject] = &[
     Subject {
         key: TOOLGATE_PROXY,
         label: "toolgate (proxy token, Redis)",
-        server: Server::Toolgate { auth: true },
+        server: Server::ToolgateProxy,
         token: TokenSource::ProxyIssued,
     },
 ];
 
-/// The tokens a run can send.
-pub struct Identity<'a> {
-    /// Issued by the identity provider every authenticating server trusts.
-    pub direct_token: &'a str,
-}
-
-impl Identity<'_> {
-    /// The token a subject is driven with. Servers with auth off get the same header too, so every
-    /// server reads the same request bytes.
-    pub fn token_for(&self, source: TokenSource) -> Result<String, NotMeasured> {
-        match source {
-            TokenSource::Direct => Ok(self.direct_token.to_owned()),
-            TokenSource::ProxyIssued => Err(NotMeasured(
-                "toolgate has no authorization server yet, so there is no proxy-issued token to send",
-            )),
-        }
+/// The token a subject is driven with, once its server runs. Servers with auth off get the direct
+/// token too, so every server reads the same request bytes.
+pub async fn token_for(
+    source: TokenSource,
+    direct_token: &str,
+    server: &Running,
+) -> Result<String, String> {
+    match source {
+        TokenSource::Direct => Ok(direct_token.to_owned()),
+        TokenSource::ProxyIssued => proxy::sign_in(&server.base_url).await,
     }
 }
 
-/// Why a row has no numbers.
-#[derive(Debug, Clone, Copy)]
-pub struct NotMeasured(pub &'static str);
+/// The permissions alice's tokens carry (the example's tools declare them).
+const PERMISSIONS: [&str; 3] = ["tool:get_user_info", "tool:read_audit_log", "tool:admin"];
+
+/// The dev identity provider as Auth0, with alice signed in at once when toolgate's authorization
+/// server sends a browser there (the proxy row's sign-in).
+pub fn idp_config() -> DevIdpConfig {
+    let permissions: Vec<String> = PERMISSIONS.map(String::from).to_vec();
+    DevIdpConfig {
+        permissions: permissions.clone(),
+        auto_approve: Some(AutoApprove {
+            user: "auth0|alice".into(),
+            permissions,
+        }),
+        ..DevIdpConfig::default()
+    }
+}
 
 /// Gets an access token for alice through the identity provider's password grant, as a user would.
 pub async fn fetch_direct_token(http: &reqwest::Client, idp: &DevIdp) -> Result<String, String> {
-    let permissions = ["tool:get_user_info", "tool:read_audit_log", "tool:admin"].join(" ");
+    let permissions = PERMISSIONS.join(" ");
     let form = [
         ("grant_type", "password"),
         ("username", "alice"),
@@ -193,6 +207,7 @@ pub async fn fetch_direct_token(http: &reqwest::Client, idp: &DevIdp) -> Result<
 pub struct Running {
     child: tokio::process::Child,
     pub pid: u32,
+    pub base_url: String,
     pub mcp_url: String,
     pub log: PathBuf,
 }
@@ -203,7 +218,7 @@ impl Running {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+pub fn free_port() -> Result<u16, String> {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -223,10 +238,39 @@ fn clean_command(program: &Path) -> tokio::process::Command {
     command
 }
 
-pub async fn launch(subject: &Subject, paths: &Paths, idp: &DevIdp) -> Result<Running, String> {
+/// `redis` is needed by the proxy subject only.
+pub async fn launch(
+    subject: &Subject,
+    paths: &Paths,
+    idp: &DevIdp,
+    redis: Option<&Redis>,
+) -> Result<Running, String> {
     let port = free_port()?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut command = match subject.server {
+        Server::ToolgateProxy => {
+            let redis = redis.ok_or("the proxy subject needs Redis")?;
+            let (signing_key, storage_key) = proxy::server_keys();
+            let mut command = clean_command(&paths.example_server);
+            command
+                .arg("--listen")
+                .arg(addr.to_string())
+                .env("TOOLGATE_STATELESS", "true")
+                .env("RESOURCE_BASE_URL", format!("http://{addr}"))
+                .env("AUTH_ENABLED", "true")
+                .env("AUTH_PROVIDER", "auth0")
+                .env("AUTH0_DOMAIN", idp.url())
+                .env("AUTH0_CLIENT_ID", idp.client_id())
+                .env("AUTH0_CLIENT_SECRET", idp.client_secret())
+                .env("AUTH0_AUDIENCE", idp.audience())
+                .env("JWT_SIGNING_KEY", signing_key)
+                .env("STORAGE_ENCRYPTION_KEY", storage_key)
+                .env("REDIS_HOST", "127.0.0.1")
+                .env("REDIS_PORT", redis.port.to_string())
+                // The consent cookie without `Secure` on plain-http loopback; the hot path is unchanged.
+                .env("TOOLGATE_DEV_MODE", "true");
+            command
+        }
         Server::Toolgate { auth } => {
             let mut command = clean_command(&paths.example_server);
             command
@@ -285,6 +329,7 @@ pub async fn launch(subject: &Subject, paths: &Paths, idp: &DevIdp) -> Result<Ru
     Ok(Running {
         child,
         pid,
+        base_url: format!("http://{addr}"),
         mcp_url: format!("http://{addr}/mcp"),
         log,
     })
