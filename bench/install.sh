@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the benchmark drives and measures against, idempotently: wrk (Debian), and a venv in
-# bench/.venv with FastMCP and matplotlib (bench/requirements.txt). A stamp records which
+# Installs what the benchmark drives and measures against, idempotently: wrk and redis-server
+# (Debian), and a venv in bench/.venv with FastMCP and matplotlib (bench/requirements.txt). A stamp records which
 # requirements the venv was built from, so an edited requirements.txt rebuilds it.
 set -euo pipefail
 
@@ -11,14 +11,17 @@ die() {
     exit 1
 }
 
-if ! command -v wrk >/dev/null; then
-    command -v apt-get >/dev/null || die "wrk is missing and there is no apt-get; install wrk 4.x by hand"
-    [[ "$(id -u)" == 0 ]] || die "wrk is missing; install it as root: apt-get install -y wrk"
-    echo "bench/install: installing wrk"
+# The load generator, and the store behind the proxy-token row.
+for tool in wrk:wrk redis-server:redis-server; do
+    command="${tool%%:*}" package="${tool#*:}"
+    command -v "$command" >/dev/null && continue
+    command -v apt-get >/dev/null || die "$command is missing and there is no apt-get; install $package by hand"
+    [[ "$(id -u)" == 0 ]] || die "$command is missing; install it as root: apt-get install -y $package"
+    echo "bench/install: installing $package"
     # A fresh machine may have no package lists yet.
-    apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-fi
-command -v wrk >/dev/null || die "wrk did not install"
+    apt-get install -y "$package" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "$package" >/dev/null; }
+    command -v "$command" >/dev/null || die "$package did not install"
+done
 
 venv="$bench/.venv"
 stamp="$venv/.toolgate-bench-stamp"
