@@ -170,6 +170,15 @@ impl Auth0Provider {
         }
     }
 
+    /// A token this provider verified before and that has not expired: no cryptography, no parsing.
+    pub(crate) fn cached(&self, raw: &str) -> Option<AccessToken> {
+        // The cache expires entries at `exp`; this guards the instant between.
+        self.inner
+            .verified
+            .get(raw)
+            .filter(|token| token.claims().exp + LEEWAY_SECONDS as i64 > unix_now())
+    }
+
     /// The client every call to the tenant goes through (no redirects, timeouts).
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.http
@@ -277,11 +286,8 @@ impl AuthProvider for Auth0Provider {
 
     fn verify<'a>(&'a self, raw: &'a str) -> BoxFuture<'a, Result<AccessToken, AuthError>> {
         Box::pin(async move {
-            if let Some(token) = self.inner.verified.get(raw) {
-                // The cache expires entries at `exp`; this guards the instant between.
-                if token.claims().exp + LEEWAY_SECONDS as i64 > unix_now() {
-                    return Ok(token);
-                }
+            if let Some(token) = self.cached(raw) {
+                return Ok(token);
             }
             let token = self.verify_uncached(raw).await?;
             self.inner.verified.insert(raw.to_owned(), token.clone());
