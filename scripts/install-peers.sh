@@ -68,27 +68,34 @@ install_npm_peer() {
     manifest_hash "$dir" >"$stamp"
 }
 
-# The storage tests start their own redis-server processes; Debian's package (Redis 7) is enough.
-install_redis_server() {
-    if command -v redis-server >/dev/null; then
-        echo "install-peers: redis-server is installed"
-        return
-    fi
+# Debian packages, installed as root (through sudo when not root); the package lists are refreshed
+# once per run, before the first install.
+apt_lists_fresh=0
+install_debian_packages() {
     command -v apt-get >/dev/null ||
-        die "redis-server is not installed and apt-get is not available; install Redis 7 so that redis-server is on PATH"
+        die "$* is not installed and apt-get is not available; install it by hand"
     local as_root=()
     if [[ "$(id -u)" -ne 0 ]]; then
         command -v sudo >/dev/null ||
-            die "redis-server is not installed; installing it needs root (apt-get install redis-server) and sudo is not available"
+            die "installing $* needs root (apt-get install $*) and sudo is not available"
         as_root=(sudo)
     fi
-    echo "install-peers: installing redis-server (apt-get)"
-    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    echo "install-peers: installing $* (apt-get)"
+    if ((!apt_lists_fresh)); then
+        "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        apt_lists_fresh=1
+    fi
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends redis-server >/dev/null
-    command -v redis-server >/dev/null || die "apt-get finished but redis-server is not on PATH"
+        apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
-install_redis_server
+
+# The storage tests start their own redis-server processes; Debian's package (Redis 7) is enough.
+if command -v redis-server >/dev/null; then
+    echo "install-peers: redis-server is installed"
+else
+    install_debian_packages redis-server
+    command -v redis-server >/dev/null || die "apt-get finished but redis-server is not on PATH"
+fi
 
 # oidc-provider 9, the conformance suite and the Inspector need Node 22; each peer brings its own,
 # which npm publishes for Linux x86-64 only.
@@ -116,24 +123,6 @@ done
 # tests/tests/browser.rs): the official Python SDK in a virtual environment, the official
 # TypeScript SDK, and Debian's Chromium with playwright-core (which never downloads a browser).
 
-apt_lists_fresh=0
-install_debian_packages() {
-    command -v apt-get >/dev/null ||
-        die "$* is not installed and apt-get is not available; install it by hand"
-    local as_root=()
-    if [[ "$(id -u)" -ne 0 ]]; then
-        command -v sudo >/dev/null ||
-            die "installing $* needs root (apt-get install $*) and sudo is not available"
-        as_root=(sudo)
-    fi
-    echo "install-peers: installing $* (apt-get)"
-    if ((!apt_lists_fresh)); then
-        "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-        apt_lists_fresh=1
-    fi
-    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
 
 # A Python peer: a virtual environment in `.venv` of its directory, from its requirements.txt of
 # exact versions. The stamp covers the requirements and the Python that made the environment; the
