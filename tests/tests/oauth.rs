@@ -55,6 +55,13 @@ fn idp_config(upstream_ttl: Duration) -> DevIdpConfig {
     }
 }
 
+/// The dev-idp as Auth0, signing alice in at once; its access tokens live `upstream_ttl`.
+async fn start_idp(upstream_ttl: Duration) -> DevIdp {
+    DevIdp::start(idp_config(upstream_ttl), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
 fn proxy_vars(
     idp: &DevIdp,
     base: &url::Url,
@@ -114,9 +121,7 @@ impl Setup {
 }
 
 async fn setup_with(upstream_ttl: Duration) -> Setup {
-    let idp = DevIdp::start(idp_config(upstream_ttl), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let idp = start_idp(upstream_ttl).await;
     let redis = RedisServer::start();
     let encryption_keys = EncryptedStore::generate_key();
     let server = start_server(&idp, &redis, &encryption_keys, 20).await;
@@ -462,12 +467,7 @@ async fn registration_refuses_unsafe_redirect_uris_and_oversized_bodies() {
 
 #[tokio::test]
 async fn registrations_are_rate_limited_per_address() {
-    let idp = DevIdp::start(
-        idp_config(Duration::from_secs(3600)),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let idp = start_idp(Duration::from_secs(3600)).await;
     let redis = RedisServer::start();
     let server = start_server(&idp, &redis, &EncryptedStore::generate_key(), 3).await;
     let flow = Flow::new(server.base_url());
@@ -1185,12 +1185,7 @@ fn spawn_instance(vars: &[(String, String)]) -> ServerProcess {
 
 #[tokio::test]
 async fn two_processes_sharing_redis_serve_one_flow() {
-    let idp = DevIdp::start(
-        idp_config(Duration::from_secs(3600)),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let idp = start_idp(Duration::from_secs(3600)).await;
     let redis = RedisServer::start();
     // Both instances stand behind one public address, as behind a load balancer.
     let public = url::Url::parse("http://127.0.0.1:8000").unwrap();

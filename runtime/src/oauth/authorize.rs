@@ -54,9 +54,9 @@ pub(crate) async fn authorize(
     State(oauth): State<Arc<OAuth>>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let params = match super::parse_params(query.as_deref().unwrap_or("").as_bytes()) {
+    let params = match super::query_params(query.as_deref()) {
         Ok(params) => params,
-        Err(problem) => return error_page(StatusCode::BAD_REQUEST, "invalid_request", &problem),
+        Err(page) => return *page,
     };
     // Until the redirect URI is known to be the client's, every error is a page, never a redirect.
     let Some(client_id) = params.get("client_id") else {

@@ -38,9 +38,9 @@ pub(crate) async fn callback(
     State(oauth): State<Arc<OAuth>>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let params = match super::parse_params(query.as_deref().unwrap_or("").as_bytes()) {
+    let params = match super::query_params(query.as_deref()) {
         Ok(params) => params,
-        Err(problem) => return error_page(StatusCode::BAD_REQUEST, "invalid_request", &problem),
+        Err(page) => return *page,
     };
     let Some(state) = params.get("state") else {
         return error_page(

@@ -176,6 +176,19 @@ pub(crate) fn parse_params(
     Ok(params)
 }
 
+/// The query of a browser request; a malformed one is answered with a 400 page, never a redirect.
+pub(crate) fn query_params(
+    query: Option<&str>,
+) -> Result<std::collections::HashMap<String, String>, Box<axum::response::Response>> {
+    parse_params(query.unwrap_or("").as_bytes()).map_err(|problem| {
+        Box::new(responses::error_page(
+            http::StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &problem,
+        ))
+    })
+}
+
 /// The authorization server's routes.
 pub(crate) fn routes(oauth: Arc<OAuth>) -> Router {
     // What browser-based clients call with fetch from their own origin. No cookie or ambient
