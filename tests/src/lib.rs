@@ -7,6 +7,7 @@ pub mod redis;
 
 use std::net::SocketAddr;
 
+use axum::serve::ListenerExt;
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -102,6 +103,10 @@ impl Drop for TestServer {
 }
 
 async fn axum_serve(listener: TcpListener, router: axum::Router) {
+    // As `Server::serve_on` does: a session's SSE reply must not wait for a delayed ACK.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
     let _ = axum::serve(listener, router).await;
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
@@ -20,6 +21,15 @@ use crate::config::{Config, ProviderConfig};
 use crate::oauth::{self, OAuth, ProxyProvider};
 use crate::storage::{EncryptedStore, MemoryStore, RedisStore, Store};
 use crate::tool::{Registry, Tool, ToolDef};
+
+/// Sends each write at once. A streamed (SSE) reply goes out in several writes, and with Nagle's
+/// algorithm on, the last one waits for the client's delayed ACK: about 40 ms per session-mode call
+/// on a kept-alive connection.
+fn no_delay(stream: &mut tokio::net::TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "could not set TCP_NODELAY on an accepted connection");
+    }
+}
 
 /// The default limit on a request body.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -206,7 +216,7 @@ impl Server {
         let app = self
             .router()
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
+        axum::serve(listener.tap_io(no_delay), app)
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })
