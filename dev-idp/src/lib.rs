@@ -4,6 +4,7 @@
 mod keys;
 mod login;
 mod server;
+pub mod tls;
 mod util;
 
 use std::fmt;
@@ -34,6 +35,9 @@ pub struct DevIdpConfig {
     /// `Some` makes `/authorize` skip the login page and issue a code at once.
     pub auto_approve: Option<AutoApprove>,
     pub access_token_ttl: Duration,
+    /// `Some` serves HTTPS with this certificate (Auth0 is https-only), at `https://localhost:PORT`:
+    /// the name the certificate from [`tls::TestCa::localhost`] is made for.
+    pub tls: Option<tls::ServerCertificate>,
 }
 
 impl Default for DevIdpConfig {
@@ -46,6 +50,7 @@ impl Default for DevIdpConfig {
             permissions: Vec::new(),
             auto_approve: None,
             access_token_ttl: Duration::from_secs(3600),
+            tls: None,
         }
     }
 }
@@ -60,6 +65,7 @@ impl fmt::Debug for DevIdpConfig {
             .field("permissions", &self.permissions)
             .field("auto_approve", &self.auto_approve)
             .field("access_token_ttl", &self.access_token_ttl)
+            .field("https", &self.tls.is_some())
             .finish()
     }
 }
@@ -115,6 +121,8 @@ pub enum DevIdpError {
     Key(String),
     #[error("auto_approve names {0:?}, which is not one of the configured users")]
     UnknownUser(String),
+    #[error("TLS set-up failed: {0}")]
+    Tls(String),
 }
 
 /// A running dev IdP. Dropping it (or [`DevIdp::shutdown`]) stops the server.
@@ -150,18 +158,38 @@ impl DevIdp {
             .await
             .map_err(|e| DevIdpError::Key(e.to_string()))??;
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let shared = Arc::new(Shared::new(config, url, key));
+        let local = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = server::router(shared.clone());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    // A dropped sender stops the server too.
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        // A dropped sender stops the server too.
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        let tls = config.tls.clone();
+        let (shared, task) = match tls {
+            None => {
+                let url = format!("http://{local}");
+                let shared = Arc::new(Shared::new(config, url.clone(), key));
+                let app = server::router(shared.clone());
+                let task = tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped)
+                        .await
+                });
+                (shared, task)
+            }
+            Some(certificate) => {
+                let listener = tls::TlsListener::new(listener, &certificate)?;
+                let url = format!("https://localhost:{}", local.port());
+                let shared = Arc::new(Shared::new(config, url, key));
+                let app = server::router(shared.clone());
+                let task = tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped)
+                        .await
+                });
+                (shared, task)
+            }
+        };
         tracing::info!(url = %shared.url, "dev IdP listening");
         Ok(DevIdp {
             shared,
@@ -170,9 +198,18 @@ impl DevIdp {
         })
     }
 
-    /// `http://127.0.0.1:PORT`, no trailing slash.
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` when serving HTTPS; no trailing slash.
     pub fn url(&self) -> String {
         self.shared.url.clone()
+    }
+
+    /// What `AUTH0_DOMAIN` says for this IdP: `localhost:PORT` (a bare host, so https, as for a real
+    /// tenant) when it serves HTTPS, its plain-http loopback URL otherwise.
+    pub fn domain(&self) -> String {
+        match self.shared.url.strip_prefix("https://") {
+            Some(host) => host.to_owned(),
+            None => self.shared.url.clone(),
+        }
     }
 
     /// `url()` plus `/`: Auth0's `iss` ends with a slash.
@@ -259,6 +296,16 @@ impl DevIdp {
 
     pub fn discovery_requests(&self) -> usize {
         self.shared.discovery_requests.load(Ordering::SeqCst)
+    }
+
+    /// Refresh-token grants answered with new tokens.
+    pub fn refresh_grants(&self) -> usize {
+        self.shared.refresh_grants.load(Ordering::SeqCst)
+    }
+
+    /// `/oauth/revoke` requests accepted.
+    pub fn revocations(&self) -> usize {
+        self.shared.revocations.load(Ordering::SeqCst)
     }
 
     /// Stops accepting, lets in-flight requests finish (up to 5 s), then returns.

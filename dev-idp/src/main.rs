@@ -18,6 +18,8 @@ OPTIONS:
     --client-secret SECRET the client's secret [default: $TOOLGATE_DEV_CLIENT_SECRET or toolgate-dev-secret]
     --permission P         offer and grant permission P (repeatable)
     --auto-approve USER    skip the login page; sign in USER (sub, nickname or email) with every --permission
+    --https DIR            serve HTTPS at https://localhost:PORT with a certificate from a CA made at
+                           start, whose certificate is written to DIR/ca.pem (trust it with SSL_CERT_FILE)
     -h, --help             print this help
 ";
 
@@ -25,6 +27,7 @@ struct Args {
     listen: SocketAddr,
     config: DevIdpConfig,
     auto_approve: Option<String>,
+    https_dir: Option<std::path::PathBuf>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -34,6 +37,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
     }
     let mut listen: SocketAddr = "127.0.0.1:9000".parse().expect("valid default address");
     let mut auto_approve = None;
+    let mut https_dir = None;
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
@@ -60,6 +64,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "--client-secret" => config.client_secret = value()?,
             "--permission" => config.permissions.push(value()?),
             "--auto-approve" => auto_approve = Some(value()?),
+            "--https" => https_dir = Some(std::path::PathBuf::from(value()?)),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -67,7 +72,22 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         listen,
         config,
         auto_approve,
+        https_dir,
     }))
+}
+
+/// A CA made now, its certificate written to `dir/ca.pem`, and a certificate for localhost from it.
+fn make_certificate(
+    dir: &std::path::Path,
+) -> Result<(toolgate_dev_idp::tls::ServerCertificate, std::path::PathBuf), String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("--https: cannot create {}: {e}", dir.display()))?;
+    let ca = toolgate_dev_idp::tls::TestCa::generate("toolgate dev IdP CA")
+        .map_err(|e| e.to_string())?;
+    let path = dir.join("ca.pem");
+    ca.write_pem(&path)
+        .map_err(|e| format!("--https: cannot write {}: {e}", path.display()))?;
+    Ok((ca.localhost().map_err(|e| e.to_string())?, path))
 }
 
 fn shell_quote(s: &str) -> String {
@@ -94,6 +114,19 @@ async fn main() -> ExitCode {
             permissions: config.permissions.clone(),
         });
     }
+    let mut ca_file = None;
+    if let Some(dir) = &args.https_dir {
+        match make_certificate(dir) {
+            Ok((certificate, path)) => {
+                config.tls = Some(certificate);
+                ca_file = Some(path);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let default_secret = config.client_secret == DevIdpConfig::default().client_secret;
     let idp = match DevIdp::start(config, args.listen).await {
         Ok(idp) => idp,
@@ -116,10 +149,24 @@ async fn main() -> ExitCode {
     );
     println!("  audience:  {}", idp.audience());
     println!("  client_id: {}", idp.client_id());
+    println!("  AUTH0_DOMAIN={}", idp.domain());
+    if let Some(ca_file) = &ca_file {
+        println!(
+            "  CA:        {} (SSL_CERT_FILE for toolgate, curl --cacert)",
+            ca_file.display()
+        );
+    }
     println!();
     println!("Machine token:");
+    let curl = match &ca_file {
+        Some(ca_file) => format!(
+            "curl -s --cacert {}",
+            shell_quote(&ca_file.display().to_string())
+        ),
+        None => "curl -s".to_owned(),
+    };
     println!(
-        "  curl -s {}/oauth/token -d grant_type=client_credentials --data-urlencode client_id={} --data-urlencode client_secret={} --data-urlencode audience={}",
+        "  {curl} {}/oauth/token -d grant_type=client_credentials --data-urlencode client_id={} --data-urlencode client_secret={} --data-urlencode audience={}",
         idp.url(),
         shell_quote(idp.client_id()),
         secret,
@@ -127,7 +174,7 @@ async fn main() -> ExitCode {
     );
     println!("User token (alice):");
     println!(
-        "  curl -s {}/oauth/token -d grant_type=password -d username=alice -d password=x -d 'scope=openid profile email' --data-urlencode client_id={} --data-urlencode client_secret={} --data-urlencode audience={}",
+        "  {curl} {}/oauth/token -d grant_type=password -d username=alice -d password=x -d 'scope=openid profile email' --data-urlencode client_id={} --data-urlencode client_secret={} --data-urlencode audience={}",
         idp.url(),
         shell_quote(idp.client_id()),
         secret,

@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     pub(crate) userinfo_delay: Mutex<Duration>,
     pub(crate) jwks_requests: AtomicUsize,
     pub(crate) userinfo_requests: AtomicUsize,
+    pub(crate) refresh_grants: AtomicUsize,
+    pub(crate) revocations: AtomicUsize,
     pub(crate) discovery_requests: AtomicUsize,
     pending: Mutex<HashMap<String, Pending>>,
     codes: Mutex<HashMap<String, CodeGrant>>,
@@ -106,6 +108,8 @@ impl Shared {
             userinfo_delay: Mutex::new(Duration::ZERO),
             jwks_requests: AtomicUsize::new(0),
             userinfo_requests: AtomicUsize::new(0),
+            refresh_grants: AtomicUsize::new(0),
+            revocations: AtomicUsize::new(0),
             discovery_requests: AtomicUsize::new(0),
             pending: Mutex::default(),
             codes: Mutex::default(),
@@ -773,7 +777,9 @@ async fn token(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) ->
         authenticate_client(&s, &headers, &p)?;
         match p.get("grant_type").map(String::as_str) {
             Some("authorization_code") => grant_code(&s, &p),
-            Some("refresh_token") => grant_refresh(&s, &p),
+            Some("refresh_token") => grant_refresh(&s, &p).inspect(|_| {
+                s.refresh_grants.fetch_add(1, Ordering::SeqCst);
+            }),
             Some("client_credentials") => grant_client_credentials(&s, &p),
             Some("password") => grant_password(&s, &p),
             Some(_) => Err(OAuthError::new(
@@ -950,7 +956,10 @@ async fn revoke(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -
         Ok(())
     });
     match result {
-        Ok(()) => StatusCode::OK.into_response(),
+        Ok(()) => {
+            s.revocations.fetch_add(1, Ordering::SeqCst);
+            StatusCode::OK.into_response()
+        }
         Err(e) => e.into_response(),
     }
 }

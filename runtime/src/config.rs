@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use url::Url;
 
@@ -28,6 +29,9 @@ pub struct Config {
     pub stateless: bool,
     /// `TOOLGATE_LIST_ALL_TOOLS`: list tools the caller may not call, with their permissions in `_meta`.
     pub list_all_tools: bool,
+    /// `SSL_CERT_FILE` and `SSL_CERT_DIR`: the certificate authorities outbound TLS trusts (Auth0,
+    /// Redis, client metadata documents). Unset, the platform's roots.
+    pub tls_trust: TlsTrust,
     /// `TOOLGATE_DEV_MODE`: loopback conveniences for local development (consent cookies without
     /// `Secure` on plain-http loopback, client metadata documents served from loopback). Refused
     /// unless `RESOURCE_BASE_URL` is itself on loopback.
@@ -52,15 +56,81 @@ pub enum ProviderConfig {
     Auth0(Auth0Settings),
 }
 
-/// Where Redis is.
+/// Where Redis is and how to sign in to it: `REDIS_URL`, or the seed's `REDIS_HOST`, `REDIS_PORT`
+/// and `REDIS_PASSWORD` (with `REDIS_USERNAME` for an ACL user).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RedisConfig {
-    /// `REDIS_HOST`.
+    /// The host name or address.
     pub host: String,
-    /// `REDIS_PORT` (default 6379).
+    /// The port (default 6379).
     pub port: u16,
-    /// `REDIS_PASSWORD`.
+    /// The ACL user; `None` signs in as `default` (or with the password alone, Redis 5 style).
+    pub username: Option<String>,
+    /// The password.
     pub password: Option<SecretString>,
+    /// `rediss://`: TLS, with the server's certificate verified against `tls_trust`.
+    pub tls: bool,
+    /// The database number (`/N` in the URL; default 0).
+    pub database: i64,
+    /// The certificate authorities a TLS connection trusts.
+    pub tls_trust: TlsTrust,
+}
+
+impl RedisConfig {
+    /// A plain-TCP Redis at `host:port`, without a password.
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            username: None,
+            password: None,
+            tls: false,
+            database: 0,
+            tls_trust: TlsTrust::default(),
+        }
+    }
+
+    /// The address as `host:port`, for logs. Never carries credentials.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Which certificate authorities outbound TLS connections trust. With neither field set, the
+/// platform's roots; otherwise only what the file and directories hold, as OpenSSL does with
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsTrust {
+    /// `SSL_CERT_FILE`: a PEM bundle.
+    pub cert_file: Option<PathBuf>,
+    /// `SSL_CERT_DIR`: directories of PEM files (colon-separated in the variable).
+    pub cert_dirs: Vec<PathBuf>,
+}
+
+impl TlsTrust {
+    /// The platform's roots.
+    pub fn platform() -> Self {
+        Self::default()
+    }
+
+    /// Only the certificates in this PEM bundle.
+    pub fn from_pem_file(path: impl Into<PathBuf>) -> Self {
+        Self {
+            cert_file: Some(path.into()),
+            cert_dirs: Vec::new(),
+        }
+    }
+
+    /// True when neither `SSL_CERT_FILE` nor `SSL_CERT_DIR` was given.
+    pub fn is_platform(&self) -> bool {
+        self.cert_file.is_none() && self.cert_dirs.is_empty()
+    }
 }
 
 /// Every problem found in the configuration, by variable name. Values are never echoed.
@@ -165,8 +235,9 @@ impl Config {
             },
         };
 
+        let tls_trust = tls_trust(&mut r);
         let auth = if r.flag("AUTH_ENABLED") {
-            auth_config(&mut r)
+            auth_config(&mut r, &tls_trust)
         } else {
             None
         };
@@ -185,24 +256,7 @@ impl Config {
         }
         let storage_encryption_key = r.get("STORAGE_ENCRYPTION_KEY").map(SecretString::new);
 
-        let redis = r.get("REDIS_HOST").map(str::to_owned).map(|host| {
-            let port = match r.get("REDIS_PORT").map(str::to_owned) {
-                None => 6379,
-                Some(port) => port
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|p| *p != 0)
-                    .unwrap_or_else(|| {
-                        r.problem("REDIS_PORT", "must be a port number between 1 and 65535");
-                        6379
-                    }),
-            };
-            RedisConfig {
-                host,
-                port,
-                password: r.get("REDIS_PASSWORD").map(SecretString::new),
-            }
-        });
+        let redis = redis_config(&mut r, &tls_trust);
 
         let stateless = r.flag("TOOLGATE_STATELESS");
         let list_all_tools = r.flag("TOOLGATE_LIST_ALL_TOOLS");
@@ -237,6 +291,7 @@ impl Config {
             redis,
             stateless,
             list_all_tools,
+            tls_trust,
             dev_mode,
         })
     }
@@ -251,6 +306,7 @@ impl Config {
             redis: None,
             stateless: false,
             list_all_tools: false,
+            tls_trust: TlsTrust::default(),
             dev_mode: false,
         }
     }
@@ -275,7 +331,142 @@ impl Config {
     }
 }
 
-fn auth_config(r: &mut Reader) -> Option<AuthConfig> {
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR`, checked to exist now so a typo is a start-up error rather
+/// than every TLS connection failing later.
+fn tls_trust(r: &mut Reader) -> TlsTrust {
+    let mut trust = TlsTrust::default();
+    if let Some(file) = r.get("SSL_CERT_FILE").map(PathBuf::from) {
+        if file.is_file() {
+            trust.cert_file = Some(file);
+        } else {
+            r.problem(
+                "SSL_CERT_FILE",
+                "names no readable file; give the path of a PEM bundle of the CA certificates to trust",
+            );
+        }
+    }
+    if let Some(dirs) = r.get("SSL_CERT_DIR").map(str::to_owned) {
+        for dir in dirs.split(':').filter(|d| !d.is_empty()).map(PathBuf::from) {
+            if dir.is_dir() {
+                trust.cert_dirs.push(dir);
+            } else {
+                r.problem(
+                    "SSL_CERT_DIR",
+                    "names a directory that does not exist; give directories of PEM CA certificates, separated by colons",
+                );
+            }
+        }
+    }
+    trust
+}
+
+/// `REDIS_URL` wins over the seed's `REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`; `REDIS_USERNAME`
+/// gives either form an ACL user. No value is ever echoed: a URL may carry a password.
+fn redis_config(r: &mut Reader, tls_trust: &TlsTrust) -> Option<RedisConfig> {
+    let username = r.get("REDIS_USERNAME").map(str::to_owned);
+    let password = r.get("REDIS_PASSWORD").map(SecretString::new);
+    let mut config = if let Some(url) = r.get("REDIS_URL").map(str::to_owned) {
+        let parsed = match parse_redis_url(&url) {
+            Ok(parsed) => parsed,
+            Err(message) => {
+                r.problem("REDIS_URL", message);
+                return None;
+            }
+        };
+        if parsed.password.is_some() && password.is_some() {
+            r.problem(
+                "REDIS_URL",
+                "carries a password and REDIS_PASSWORD is set too; give the password in one place only",
+            );
+        }
+        if parsed.username.is_some() && username.is_some() {
+            r.problem(
+                "REDIS_URL",
+                "carries a user name and REDIS_USERNAME is set too; give the user in one place only",
+            );
+        }
+        let mut config = parsed;
+        config.username = config.username.or(username);
+        config.password = config.password.or(password);
+        config
+    } else {
+        let host = r.get("REDIS_HOST")?.to_owned();
+        let port = match r.get("REDIS_PORT").map(str::to_owned) {
+            None => 6379,
+            Some(port) => port
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .unwrap_or_else(|| {
+                    r.problem("REDIS_PORT", "must be a port number between 1 and 65535");
+                    6379
+                }),
+        };
+        let mut config = RedisConfig::new(host, port);
+        config.username = username;
+        config.password = password;
+        config
+    };
+    config.tls_trust = tls_trust.clone();
+    Some(config)
+}
+
+/// `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS.
+fn parse_redis_url(value: &str) -> Result<RedisConfig, String> {
+    let url = Url::parse(value).map_err(|_| {
+        "not a valid URL; use redis://[user:password@]host[:port][/db] or rediss:// for TLS"
+            .to_owned()
+    })?;
+    let tls = match url.scheme() {
+        "redis" => false,
+        "rediss" => true,
+        _ => {
+            return Err(
+                "must start with redis:// or rediss:// (TLS); cluster and sentinel have variables of their own"
+                    .into(),
+            );
+        }
+    };
+    let host = match url.host() {
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        Some(host) => host.to_string(),
+        None => return Err("names no host".into()),
+    };
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    let database = match url.path().trim_start_matches('/') {
+        "" => 0,
+        db => db
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| "the path must be a database number, like /0".to_owned())?,
+    };
+    let decode = |part: &str| {
+        percent_decode(part)
+            .ok_or_else(|| "the user name or password is not valid percent-encoding".to_owned())
+    };
+    let mut config = RedisConfig::new(host, url.port().unwrap_or(6379));
+    config.tls = tls;
+    config.database = database;
+    if !url.username().is_empty() {
+        config.username = Some(decode(url.username())?);
+    }
+    if let Some(password) = url.password() {
+        config.password = Some(SecretString::new(decode(password)?));
+    }
+    Ok(config)
+}
+
+fn percent_decode(part: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(part)
+        .decode_utf8()
+        .ok()
+        .map(|decoded| decoded.into_owned())
+}
+
+fn auth_config(r: &mut Reader, tls_trust: &TlsTrust) -> Option<AuthConfig> {
     let provider = r.required("AUTH_PROVIDER", "set it to auth0");
     if let Some(provider) = &provider
         && !KNOWN_PROVIDERS.contains(&provider.as_str())
@@ -325,6 +516,7 @@ fn auth_config(r: &mut Reader) -> Option<AuthConfig> {
                     client_id,
                     client_secret: SecretString::new(client_secret),
                     audience,
+                    tls_trust: tls_trust.clone(),
                 }),
             })
         }
@@ -502,6 +694,93 @@ mod tests {
     }
 
     #[test]
+    fn redis_url_wins_and_carries_tls_user_password_and_database() {
+        let config = Config::from_vars([
+            (
+                "REDIS_URL",
+                "rediss://toolgate:p%40ss@cache.example.com:6380/2",
+            ),
+            ("REDIS_HOST", "ignored.example.com"),
+        ])
+        .unwrap();
+        let redis = config.redis.unwrap();
+        assert_eq!(
+            (redis.host.as_str(), redis.port, redis.database, redis.tls),
+            ("cache.example.com", 6380, 2, true)
+        );
+        assert_eq!(redis.username.as_deref(), Some("toolgate"));
+        assert_eq!(redis.password.as_ref().unwrap().secret(), "p@ss");
+        assert!(!format!("{redis:?}").contains("p@ss"));
+
+        let plain = Config::from_vars([("REDIS_URL", "redis://[::1]")])
+            .unwrap()
+            .redis
+            .unwrap();
+        assert_eq!(
+            (plain.host.as_str(), plain.port, plain.tls),
+            ("::1", 6379, false)
+        );
+        assert_eq!(plain.address(), "[::1]:6379");
+    }
+
+    #[test]
+    fn the_seeds_redis_variables_take_an_acl_user() {
+        let redis = Config::from_vars([
+            ("REDIS_HOST", "127.0.0.1"),
+            ("REDIS_PORT", "6390"),
+            ("REDIS_USERNAME", "app"),
+            ("REDIS_PASSWORD", "secret-pw"),
+        ])
+        .unwrap()
+        .redis
+        .unwrap();
+        assert_eq!(redis.username.as_deref(), Some("app"));
+        assert_eq!(redis.password.unwrap().secret(), "secret-pw");
+        assert!(!redis.tls);
+    }
+
+    #[test]
+    fn a_bad_redis_url_or_a_password_given_twice_is_named_without_its_value() {
+        for (vars, wanted) in [
+            (
+                vec![("REDIS_URL", "http://user:hunter2@cache.example.com")],
+                "redis:// or rediss://",
+            ),
+            (
+                vec![
+                    ("REDIS_URL", "rediss://user:hunter2@cache.example.com"),
+                    ("REDIS_PASSWORD", "hunter2"),
+                ],
+                "password in one place",
+            ),
+            (
+                vec![("REDIS_URL", "redis://:hunter2@cache.example.com/x")],
+                "database number",
+            ),
+            (vec![("REDIS_URL", "not a url hunter2")], "not a valid URL"),
+        ] {
+            let error = Config::from_vars(vars).unwrap_err();
+            assert_eq!(error.problems[0].0, "REDIS_URL");
+            let text = error.to_string();
+            assert!(text.contains(wanted), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+    }
+
+    #[test]
+    fn ssl_cert_file_must_name_a_file() {
+        let error = Config::from_vars([("SSL_CERT_FILE", "/nonexistent/ca.pem")]).unwrap_err();
+        assert_eq!(error.problems[0].0, "SSL_CERT_FILE");
+        let error = Config::from_vars([("SSL_CERT_DIR", "/nonexistent-dir")]).unwrap_err();
+        assert_eq!(error.problems[0].0, "SSL_CERT_DIR");
+        let config = Config::from_vars([("SSL_CERT_FILE", "/etc/hosts")]).unwrap();
+        assert_eq!(
+            config.tls_trust.cert_file.as_deref(),
+            Some(std::path::Path::new("/etc/hosts"))
+        );
+    }
+
+    #[test]
     fn plain_http_domains_are_loopback_only() {
         assert!(parse_domain("http://127.0.0.1:9000").is_ok());
         assert!(parse_domain("http://localhost:9000/").is_ok());
@@ -512,6 +791,11 @@ mod tests {
         assert_eq!(
             parse_domain("tenant.eu.auth0.com").unwrap().as_str(),
             "https://tenant.eu.auth0.com/"
+        );
+        // A bare host with a port is still https: no fallback to http on loopback either.
+        assert_eq!(
+            parse_domain("localhost:8443").unwrap().as_str(),
+            "https://localhost:8443/"
         );
     }
 }

@@ -19,6 +19,7 @@
 mod auth;
 mod config;
 mod error;
+mod net;
 mod oauth;
 mod server;
 mod storage;
@@ -29,7 +30,9 @@ pub use auth::{
     AuthProvider, Challenge, Claims, KNOWN_PROVIDERS, SecretString, UserInfo, get_auth_provider,
     require_permissions,
 };
-pub use config::{AuthConfig, Config, ConfigError, DEFAULT_BASE_URL, ProviderConfig, RedisConfig};
+pub use config::{
+    AuthConfig, Config, ConfigError, DEFAULT_BASE_URL, ProviderConfig, RedisConfig, TlsTrust,
+};
 pub use error::Error;
 pub use server::{DEFAULT_BODY_LIMIT, Server, ServerBuilder};
 pub use storage::{

@@ -43,6 +43,7 @@ fn settings(idp: &DevIdp) -> Auth0Settings {
         client_id: idp.client_id().into(),
         client_secret: SecretString::new(idp.client_secret()),
         audience: idp.audience().into(),
+        tls_trust: toolgate::TlsTrust::platform(),
     }
 }
 

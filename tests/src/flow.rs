@@ -101,7 +101,8 @@ impl Flow {
     pub fn new(base: impl Into<String>) -> Self {
         Self {
             base: base.into(),
-            http: reqwest::Client::builder()
+            // The identity provider it is sent to serves HTTPS with the test CA's certificate.
+            http: crate::tls::http_client_builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),

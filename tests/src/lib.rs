@@ -1,9 +1,11 @@
 //! Support for the integration tests: servers on ephemeral loopback ports and MCP clients for them.
 
 pub mod flow;
+pub mod logs;
 pub mod oidc_provider;
 pub mod processes;
 pub mod redis;
+pub mod tls;
 
 use std::net::SocketAddr;
 
@@ -92,6 +94,7 @@ pub async fn mcp_client(
     if let Some(token) = token {
         config = config.auth_header(token.to_owned());
     }
+    tls::install_crypto_provider();
     let transport = StreamableHttpClientTransport::from_config(config);
     ().serve(transport).await.map_err(|e| e.to_string())
 }
@@ -110,12 +113,44 @@ async fn axum_serve(listener: TcpListener, router: axum::Router) {
     let _ = axum::serve(listener, router).await;
 }
 
-/// The seed's variables for a server whose Auth0 is `idp`, served at `base`.
+/// The dev-idp as Auth0 is in production: over HTTPS, with a certificate from the test CA, at
+/// `https://localhost:PORT` (so `AUTH0_DOMAIN` is the bare host `localhost:PORT`).
+pub async fn start_idp(config: toolgate_dev_idp::DevIdpConfig) -> toolgate_dev_idp::DevIdp {
+    toolgate_dev_idp::DevIdp::start(
+        toolgate_dev_idp::DevIdpConfig {
+            tls: Some(tls::pki().localhost()),
+            ..config
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("the dev-idp starts")
+}
+
+/// The dev-idp on plain http, as the example's dev mode runs it: only for tests of that shortcut.
+pub async fn start_plain_http_idp(
+    config: toolgate_dev_idp::DevIdpConfig,
+) -> toolgate_dev_idp::DevIdp {
+    toolgate_dev_idp::DevIdp::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("the dev-idp starts")
+}
+
+/// The seed's variables for a server whose Auth0 is `idp`, served at `base`. For an HTTPS idp,
+/// `AUTH0_DOMAIN` is its bare host and `SSL_CERT_FILE` the test CA, as for a tenant behind a
+/// private CA.
 pub fn auth0_vars(idp: &toolgate_dev_idp::DevIdp, base: &Url) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    if idp.url().starts_with("https://") {
+        vars.push((
+            "SSL_CERT_FILE".to_owned(),
+            tls::pki().ca_file().display().to_string(),
+        ));
+    }
     [
         ("AUTH_ENABLED", "true".to_owned()),
         ("AUTH_PROVIDER", "auth0".to_owned()),
-        ("AUTH0_DOMAIN", idp.url()),
+        ("AUTH0_DOMAIN", idp.domain()),
         ("AUTH0_CLIENT_ID", idp.client_id().to_owned()),
         ("AUTH0_CLIENT_SECRET", idp.client_secret().to_owned()),
         ("AUTH0_AUDIENCE", idp.audience().to_owned()),
@@ -123,6 +158,7 @@ pub fn auth0_vars(idp: &toolgate_dev_idp::DevIdp, base: &Url) -> Vec<(String, St
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(vars)
     .collect()
 }
 

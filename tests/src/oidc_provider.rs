@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::processes::{Spawned, Upstream, peer_dir, peer_node};
+use crate::processes::{Spawned, TempDir, Upstream, peer_dir, peer_node};
 
 /// The API (`aud`) its access tokens are for.
 pub const API: &str = "https://api.toolgate.test";
@@ -33,10 +33,15 @@ struct UpstreamClient {
     client_id: String,
 }
 
-/// A running `oidc-provider`; killed and reaped on drop.
+/// A running `oidc-provider`, serving HTTPS with a certificate from the test CA at
+/// `https://localhost:PORT`, as Auth0 is served; killed and reaped on drop.
 pub struct OidcProvider {
     process: Spawned,
     pub issuer: String,
+    /// `AUTH0_DOMAIN` for it: the bare host `localhost:PORT`, so https.
+    pub domain: String,
+    // The certificate and key files it reads at start.
+    _tls_files: TempDir,
     pub token_endpoint: String,
     upstream: Option<Upstream>,
     http: reqwest::Client,
@@ -79,10 +84,19 @@ impl OidcProvider {
              (it needs the npm registry) and run the tests again",
             dir.display()
         );
+        let tls_files = TempDir::new("oidc-provider-tls");
+        let certificate = crate::tls::pki().localhost();
+        let (cert, key) = (tls_files.0.join("cert.pem"), tls_files.0.join("key.pem"));
+        std::fs::write(&cert, &certificate.chain_pem).expect("write the certificate");
+        std::fs::write(&key, &certificate.key_pem).expect("write the key");
         let mut command = Command::new(node);
         command
             .arg("server.mjs")
             .arg("--exit-on-stdin-close")
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
             .args(args)
             .current_dir(&dir);
         if let Some(secret) = upstream_secret {
@@ -97,19 +111,20 @@ impl OidcProvider {
             .unwrap_or_else(|e| panic!("the handshake line {line:?} is not as expected: {e}"));
         assert_eq!(
             handshake.issuer,
-            format!("http://127.0.0.1:{}", handshake.port)
+            format!("https://localhost:{}", handshake.port)
         );
+        let domain = format!("localhost:{}", handshake.port);
         let upstream = handshake
             .upstream_client
             .zip(upstream_secret)
             .map(|(client, secret)| Upstream {
-                domain: handshake.issuer.clone(),
+                domain: domain.clone(),
                 client_id: client.client_id,
                 client_secret: secret.to_owned(),
                 audience: API.to_owned(),
             });
 
-        let http = reqwest::Client::new();
+        let http = crate::tls::http_client();
         let discovery: Value = http
             .get(format!(
                 "{}/.well-known/openid-configuration",
@@ -130,6 +145,8 @@ impl OidcProvider {
         Self {
             process,
             issuer: handshake.issuer,
+            domain,
+            _tls_files: tls_files,
             token_endpoint,
             upstream,
             http,

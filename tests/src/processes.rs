@@ -168,7 +168,13 @@ pub fn peer_python(peer: &str) -> PathBuf {
 /// Panics with the script's whole output when it fails or prints no JSON.
 pub async fn run_client(peer: &str, program: &Path, args: &[&str], timeout: Duration) -> Value {
     let mut command = Command::new(program);
-    command.args(args).current_dir(peer_dir(peer));
+    // Clients trust the test CA as a machine with a private CA does: Python's httpx and OpenSSL
+    // read SSL_CERT_FILE, Node reads NODE_EXTRA_CA_CERTS.
+    command
+        .args(args)
+        .current_dir(peer_dir(peer))
+        .env("SSL_CERT_FILE", crate::tls::pki().ca_file())
+        .env("NODE_EXTRA_CA_CERTS", crate::tls::pki().ca_file());
     let mut process = Spawned::start(peer, command);
     let status = process
         .wait_for_exit(timeout)
@@ -197,10 +203,23 @@ pub async fn run_client(peer: &str, program: &Path, args: &[&str], timeout: Dura
 /// Where the MCP server sends the browser to sign in: Auth0, or something that speaks like it.
 #[derive(Clone, Debug)]
 pub struct Upstream {
+    /// `AUTH0_DOMAIN`: a bare host (https) or a loopback http URL.
     pub domain: String,
     pub client_id: String,
     pub client_secret: String,
     pub audience: String,
+}
+
+impl Upstream {
+    /// The dev-idp's settings, as its operator would copy them into the seed's variables.
+    pub fn of(idp: &toolgate_dev_idp::DevIdp) -> Self {
+        Self {
+            domain: idp.domain(),
+            client_id: idp.client_id().to_owned(),
+            client_secret: idp.client_secret().to_owned(),
+            audience: idp.audience().to_owned(),
+        }
+    }
 }
 
 /// The example server (`examples/server.rs`) run as its own process in proxy mode: toolgate's
@@ -270,8 +289,10 @@ impl ExampleServer {
                 "STORAGE_ENCRYPTION_KEY",
                 toolgate::EncryptedStore::generate_key(),
             )
-            .env("REDIS_HOST", "127.0.0.1")
-            .env("REDIS_PORT", redis.port().to_string())
+            .envs(redis.vars())
+            // The servers it talks to (the identity provider, Redis) present certificates from
+            // the test CA, as a company's private CA.
+            .env("SSL_CERT_FILE", crate::tls::pki().ca_file())
             .env("TOOLGATE_DEV_MODE", "true")
             .env("RESOURCE_BASE_URL", &base_url);
         let mut process = Spawned::start("the example server", command);

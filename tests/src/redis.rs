@@ -7,7 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use toolgate::{RedisConfig, SecretString};
+use toolgate::{RedisConfig, SecretString, TlsTrust};
+
+use crate::tls::pki;
 
 /// How long a fresh redis-server gets to answer PING before the test gives up on it.
 const START_DEADLINE: Duration = Duration::from_secs(15);
@@ -20,6 +22,9 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     password: Option<String>,
+    /// `Some(user)`: TLS only (no plain port), and `default` is off: the only way in is this ACL
+    /// user with `password`, as on managed Redis.
+    tls_user: Option<String>,
     dir: PathBuf,
 }
 
@@ -34,7 +39,17 @@ impl RedisServer {
         Self::start_with(Some(password.to_owned()))
     }
 
+    /// Starts a server as managed Redis runs: TLS only, with a certificate from the test CA, its
+    /// `default` user off and one ACL user, `user`, signing in with `password`.
+    pub fn start_tls(user: &str, password: &str) -> Self {
+        Self::start_as(Some(password.to_owned()), Some(user.to_owned()))
+    }
+
     fn start_with(password: Option<String>) -> Self {
+        Self::start_as(password, None)
+    }
+
+    fn start_as(password: Option<String>, tls_user: Option<String>) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "toolgate-redis-{}-{}",
             std::process::id(),
@@ -48,6 +63,7 @@ impl RedisServer {
                 child: None,
                 port: free_port(),
                 password: password.clone(),
+                tls_user: tls_user.clone(),
                 dir: dir.clone(),
             };
             match server.spawn_and_wait() {
@@ -63,21 +79,62 @@ impl RedisServer {
         self.port
     }
 
-    /// What `REDIS_HOST`, `REDIS_PORT` and `REDIS_PASSWORD` would say for this server.
+    /// What `REDIS_HOST`, `REDIS_PORT` and `REDIS_PASSWORD` (or `REDIS_URL`) would say for this
+    /// server; for a TLS server, trusting the test CA as `SSL_CERT_FILE` would.
     pub fn config(&self) -> RedisConfig {
-        RedisConfig {
-            host: "127.0.0.1".to_owned(),
-            port: self.port,
-            password: self.password.as_deref().map(SecretString::new),
+        let mut config = RedisConfig::new("127.0.0.1", self.port);
+        config.password = self.password.as_deref().map(SecretString::new);
+        if let Some(user) = &self.tls_user {
+            config.username = Some(user.clone());
+            config.tls = true;
+            config.tls_trust = TlsTrust::from_pem_file(pki().ca_file());
         }
+        config
     }
 
     /// The same server address with another password (or none), for authentication tests.
     pub fn config_with_password(&self, password: Option<&str>) -> RedisConfig {
-        RedisConfig {
-            password: password.map(SecretString::new),
-            ..self.config()
+        let mut config = self.config();
+        config.password = password.map(SecretString::new);
+        config
+    }
+
+    /// `REDIS_URL` for this server: `rediss://user:password@127.0.0.1:PORT/0` when it is a TLS
+    /// server, `redis://` otherwise.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls_user.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        let credentials = match (&self.tls_user, &self.password) {
+            (Some(user), Some(password)) => format!("{user}:{password}@"),
+            (None, Some(password)) => format!(":{password}@"),
+            _ => String::new(),
+        };
+        format!("{scheme}://{credentials}127.0.0.1:{}/0", self.port)
+    }
+
+    /// The variables that point toolgate at this server, in the form a user would write: for a
+    /// TLS server `REDIS_URL` plus the CA as `SSL_CERT_FILE`, otherwise the seed's variables.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        if self.tls_user.is_some() {
+            return vec![
+                ("REDIS_URL".to_owned(), self.url()),
+                (
+                    "SSL_CERT_FILE".to_owned(),
+                    pki().ca_file().display().to_string(),
+                ),
+            ];
         }
+        let mut vars = vec![
+            ("REDIS_HOST".to_owned(), "127.0.0.1".to_owned()),
+            ("REDIS_PORT".to_owned(), self.port.to_string()),
+        ];
+        if let Some(password) = &self.password {
+            vars.push(("REDIS_PASSWORD".to_owned(), password.clone()));
+        }
+        vars
     }
 
     /// Kills the server (as a crash would) and waits for it to exit.
@@ -168,21 +225,73 @@ impl RedisServer {
         if let Some(password) = &self.password {
             settings = settings.set_password(password);
         }
-        let info = redis::IntoConnectionInfo::into_connection_info(redis::ConnectionAddr::Tcp(
-            "127.0.0.1".to_owned(),
-            self.port,
-        ))
-        .expect("a TCP address")
-        .set_redis_settings(settings);
-        redis::Client::open(info).expect("a redis client")
+        if let Some(user) = &self.tls_user {
+            settings = settings.set_username(user);
+        }
+        let address = match self.tls_user {
+            None => redis::ConnectionAddr::Tcp("127.0.0.1".to_owned(), self.port),
+            Some(_) => redis::ConnectionAddr::TcpTls {
+                host: "127.0.0.1".to_owned(),
+                port: self.port,
+                insecure: false,
+                tls_params: None,
+            },
+        };
+        let info = redis::IntoConnectionInfo::into_connection_info(address)
+            .expect("a TCP address")
+            .set_redis_settings(settings);
+        match self.tls_user {
+            None => redis::Client::open(info).expect("a redis client"),
+            Some(_) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pki().ca_pem().into_bytes()),
+                },
+            )
+            .expect("a redis TLS client"),
+        }
     }
 
     fn spawn_and_wait(&mut self) -> Result<(), String> {
         let log = self.dir.join(format!("redis-{}.log", self.port));
         let mut command = Command::new("redis-server");
+        command.args(["--bind", "127.0.0.1"]);
+        if let Some(user) = &self.tls_user {
+            let certificate = pki().localhost();
+            let (cert, key, ca, acl) = (
+                self.dir.join("redis.crt"),
+                self.dir.join("redis.key"),
+                self.dir.join("ca.pem"),
+                self.dir.join("users.acl"),
+            );
+            std::fs::write(&cert, &certificate.chain_pem).expect("write the Redis certificate");
+            std::fs::write(&key, &certificate.key_pem).expect("write the Redis key");
+            std::fs::write(&ca, pki().ca_pem()).expect("write the CA");
+            let password = self
+                .password
+                .as_deref()
+                .expect("an ACL user has a password");
+            std::fs::write(
+                &acl,
+                format!("user default off\nuser {user} on >{password} ~* &* +@all\n"),
+            )
+            .expect("write the ACL file");
+            command
+                .args(["--port", "0", "--tls-port"])
+                .arg(self.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&cert)
+                .arg("--tls-key-file")
+                .arg(&key)
+                .arg("--tls-ca-cert-file")
+                .arg(&ca)
+                .args(["--tls-auth-clients", "no", "--aclfile"])
+                .arg(&acl);
+        } else {
+            command.arg("--port").arg(self.port.to_string());
+        }
         command
-            .args(["--bind", "127.0.0.1", "--port"])
-            .arg(self.port.to_string())
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(&self.dir)
@@ -191,7 +300,7 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if let Some(password) = &self.password {
+        if let (Some(password), None) = (&self.password, &self.tls_user) {
             command.arg("--requirepass").arg(password);
         }
         let child = command.spawn().unwrap_or_else(|error| {

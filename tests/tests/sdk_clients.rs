@@ -30,25 +30,17 @@ const SHORT_TOKEN_LIFETIME: Duration = Duration::from_secs(4);
 const EXAMPLE_SERVER: &str = env!("CARGO_BIN_EXE_toolgate-example-server");
 const EXAMPLE_TOOLS: [&str; 4] = ["add", "get_user_info", "read_audit_log", "whoami"];
 
-/// The dev-idp as Auth0: its login page lists alice and bob and every permission the example's
-/// tools declare (all pre-checked).
+/// The dev-idp as Auth0 is in production (HTTPS, `AUTH0_DOMAIN` a bare host, its CA trusted via
+/// `SSL_CERT_FILE`): its login page lists alice and bob and every permission the example's tools
+/// declare (all pre-checked).
 async fn dev_idp(access_token_ttl: Duration) -> (DevIdp, Upstream) {
-    let idp = DevIdp::start(
-        DevIdpConfig {
-            permissions: ExampleServer::declared_permissions(EXAMPLE_SERVER).await,
-            access_token_ttl,
-            ..DevIdpConfig::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .expect("the dev-idp starts");
-    let upstream = Upstream {
-        domain: idp.url(),
-        client_id: idp.client_id().to_owned(),
-        client_secret: idp.client_secret().to_owned(),
-        audience: idp.audience().to_owned(),
-    };
+    let idp = toolgate_tests::start_idp(DevIdpConfig {
+        permissions: ExampleServer::declared_permissions(EXAMPLE_SERVER).await,
+        access_token_ttl,
+        ..DevIdpConfig::default()
+    })
+    .await;
+    let upstream = Upstream::of(&idp);
     (idp, upstream)
 }
 
@@ -203,9 +195,13 @@ fn assert_refreshed_after_expiry(report: &Value, server: &ExampleServer, sub: &s
     );
 }
 
+/// The production path end to end: Auth0 over HTTPS (a bare-host `AUTH0_DOMAIN`, a private CA in
+/// `SSL_CERT_FILE`), Redis over TLS as an ACL user (`REDIS_URL=rediss://…`), and the whole life of
+/// a sign-in: discovery, registration, consent, the IdP's login page, the callback's code exchange
+/// over TLS, the profile, a refresh that refreshes upstream, and revocation that reaches Auth0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdk_signs_in_through_the_dev_idp_reads_the_profile_and_refreshes() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start_tls("toolgate", "an-acl-password");
     let (idp, upstream) = dev_idp(SHORT_TOKEN_LIFETIME).await;
     let server = ExampleServer::start(EXAMPLE_SERVER, &upstream, &redis).await;
     let python = peer_python("python-sdk");
@@ -223,6 +219,7 @@ async fn the_python_sdk_signs_in_through_the_dev_idp_reads_the_profile_and_refre
             "get_user_info",
             "--login",
             "alice",
+            "--revoke",
         ],
         CLIENT_TIMEOUT,
     )
@@ -230,6 +227,10 @@ async fn the_python_sdk_signs_in_through_the_dev_idp_reads_the_profile_and_refre
     let context = format!("{report:#}\nserver log:\n{}", server.log());
 
     assert_signed_in_through_toolgate(&report, &server, &idp.url());
+    assert!(
+        idp.url().starts_with("https://localhost:"),
+        "the IdP is served over HTTPS"
+    );
     assert_eq!(
         report["registered"]["token_endpoint_auth_method"], "client_secret_basic",
         "{context}"
@@ -253,6 +254,27 @@ async fn the_python_sdk_signs_in_through_the_dev_idp_reads_the_profile_and_refre
         );
     }
     assert_refreshed_after_expiry(&report, &server, "auth0|alice");
+    assert!(
+        idp.refresh_grants() >= 1,
+        "our refresh refreshed Auth0's token too: {context}"
+    );
+
+    let revocation = &report["revocation"];
+    assert_eq!(revocation["before"], 200, "{context}");
+    assert_eq!(revocation["status"], 200, "RFC 7009: {context}");
+    assert_eq!(
+        revocation["after"], 401,
+        "the revoked family's access token is refused: {context}"
+    );
+    assert_eq!(
+        idp.revocations(),
+        1,
+        "the family's Auth0 refresh token was revoked upstream: {context}"
+    );
+    assert!(
+        !redis.keys_and_values().is_empty(),
+        "the records went to the TLS Redis"
+    );
 }
 
 /// oidc-provider takes Auth0's place. Its userinfo endpoint (`/me`) refuses access tokens made for

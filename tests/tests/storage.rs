@@ -67,8 +67,69 @@ async fn assert_unavailable<T: std::fmt::Debug>(
 
 #[tokio::test]
 async fn every_store_method_works_against_redis() {
-    let server = RedisServer::start();
-    let store = connect(&server).await;
+    every_store_method_works(&RedisServer::start()).await;
+}
+
+/// Managed Redis: TLS only, verified against the CA in `SSL_CERT_FILE`, signed in as an ACL user
+/// while the `default` user is off.
+#[tokio::test]
+async fn every_store_method_works_over_tls_as_an_acl_user() {
+    let server = RedisServer::start_tls("toolgate", "acl-user-password");
+    assert!(server.config().tls);
+    every_store_method_works(&server).await;
+}
+
+#[tokio::test]
+async fn a_tls_redis_refuses_wrong_credentials_and_an_untrusted_certificate_is_named() {
+    let password = "acl-user-password";
+    let server = RedisServer::start_tls("toolgate", password);
+
+    let mut wrong = server.config_with_password(Some("not-the-password"));
+    let store = RedisStore::connect(&wrong).await.unwrap();
+    let message = assert_unavailable("PING with a wrong password", store.ping()).await;
+    assert!(message.contains("REDIS_PASSWORD"), "{message}");
+
+    // The `default` user is off: a password alone does not get in.
+    wrong.username = None;
+    wrong.password = Some(toolgate::SecretString::new(password));
+    let store = RedisStore::connect(&wrong).await.unwrap();
+    assert_unavailable("PING as the default user", store.ping()).await;
+
+    // Trusting only another CA: the certificate is refused and the error says so in words.
+    let other = tempfile_with(&toolgate_tests::tls::untrusted_ca().certificate_pem());
+    let mut untrusting = server.config();
+    untrusting.tls_trust = toolgate::TlsTrust::from_pem_file(&other.0);
+    let store = RedisStore::connect(&untrusting).await.unwrap();
+    let message = assert_unavailable("PING with an untrusted certificate", store.ping()).await;
+    assert!(
+        message.contains("127.0.0.1") && message.contains("signed by an unknown authority"),
+        "{message}"
+    );
+    assert!(!message.contains(password), "{message}");
+}
+
+/// A file holding `text`, removed on drop.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn tempfile_with(text: &str) -> TempFile {
+    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "toolgate-storage-{}-{}.pem",
+        std::process::id(),
+        COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::write(&path, text).unwrap();
+    TempFile(path)
+}
+
+async fn every_store_method_works(server: &RedisServer) {
+    let store = connect(server).await;
     store.ping().await.unwrap();
 
     assert_eq!(store.get("k").await.unwrap(), None);

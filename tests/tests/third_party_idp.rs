@@ -31,12 +31,16 @@ struct Setup {
 
 async fn setup() -> Setup {
     let idp = OidcProvider::start().await;
-    let issuer = idp.issuer.clone();
+    // Served over HTTPS, named by a bare host as a tenant domain is, its CA trusted via
+    // SSL_CERT_FILE.
+    let domain = idp.domain.clone();
+    let ca_file = toolgate_tests::tls::pki().ca_file().display().to_string();
     let server = TestServer::start(move |base| {
         let config = Config::from_vars([
+            ("SSL_CERT_FILE", ca_file.as_str()),
             ("AUTH_ENABLED", "true"),
             ("AUTH_PROVIDER", "auth0"),
-            ("AUTH0_DOMAIN", issuer.as_str()),
+            ("AUTH0_DOMAIN", domain.as_str()),
             ("AUTH0_CLIENT_ID", CLIENT_ID),
             ("AUTH0_CLIENT_SECRET", CLIENT_SECRET),
             ("AUTH0_AUDIENCE", API),
@@ -52,7 +56,7 @@ async fn setup() -> Setup {
     Setup {
         idp,
         server,
-        http: reqwest::Client::new(),
+        http: toolgate_tests::tls::http_client(),
     }
 }
 

@@ -12,7 +12,6 @@ use rmcp::model::{
     Root, SamplingMessage, SetLevelRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, RunningService};
-use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -214,7 +213,7 @@ async fn session_client(
     client: AnsweringClient,
 ) -> RunningService<RoleClient, AnsweringClient> {
     client
-        .serve(StreamableHttpClientTransport::from_uri(server.mcp_url()))
+        .serve(toolgate_tests::tls::rmcp_transport(server.mcp_url()))
         .await
         .expect("the client connects")
 }
@@ -226,7 +225,7 @@ async fn stateless_client(
     use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
     client
         .serve_with_lifecycle(
-            StreamableHttpClientTransport::from_uri(server.mcp_url()),
+            toolgate_tests::tls::rmcp_transport(server.mcp_url()),
             ClientLifecycleMode::Discover {
                 preferred_versions: vec![ProtocolVersion::V_2026_07_28],
             },
@@ -433,7 +432,7 @@ async fn a_client_without_the_capability_gets_error_32021_naming_it() {
 #[tokio::test]
 async fn an_edited_request_state_is_refused_and_a_genuine_one_completes() {
     let server = TestServer::start(|base| builder(base).stateless(true)).await;
-    let http = reqwest::Client::new();
+    let http = toolgate_tests::tls::http_client();
     let call = |params: Value| {
         let mut params = params;
         params["_meta"] = json!({

@@ -196,7 +196,7 @@ async fn unknown_tools_and_protected_tools_without_auth_are_errors() {
 #[tokio::test]
 async fn the_stateless_json_mode_serves_plain_json() {
     let server = TestServer::start(|base| builder(base).stateless(true)).await;
-    let http = reqwest::Client::new();
+    let http = toolgate_tests::tls::http_client();
     for version in ["2025-11-25", "2026-07-28"] {
         let mut body: Value =
             serde_json::from_str(&tools_call_body("add", json!({"a": 1, "b": 2}))).unwrap();
@@ -239,7 +239,7 @@ async fn the_stateless_json_mode_serves_plain_json() {
 #[tokio::test]
 async fn a_foreign_host_or_origin_is_refused_and_healthz_answers() {
     let server = TestServer::start(builder).await;
-    let http = reqwest::Client::new();
+    let http = toolgate_tests::tls::http_client();
     let body = tools_call_body("add", json!({"a": 1, "b": 2}));
     let response = mcp_post(&http, &server.mcp_url(), body.clone())
         .header("host", "evil.example.com")
@@ -274,7 +274,7 @@ async fn a_foreign_host_or_origin_is_refused_and_healthz_answers() {
 #[tokio::test]
 async fn an_oversized_body_is_refused_with_413() {
     let server = TestServer::start(|base| builder(base).body_limit(1024)).await;
-    let http = reqwest::Client::new();
+    let http = toolgate_tests::tls::http_client();
     let body = tools_call_body("greet", json!({"name": "x".repeat(4096)}));
     let response = mcp_post(&http, &server.mcp_url(), body)
         .send()

@@ -4,18 +4,22 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, Validation, errors::ErrorKind};
-use openidconnect::IssuerUrl;
 use openidconnect::core::CoreProviderMetadata;
+use openidconnect::{DiscoveryError, IssuerUrl};
 
-use super::http_client::{OpenIdHttp, outbound_client};
 use super::jwks::JwksCache;
 use super::userinfo::{UserInfoClient, unix_now};
 use super::{AccessToken, AuthError, AuthProvider, Claims, SecretString};
+use crate::config::TlsTrust;
+use crate::net::{ClientTls, OpenIdHttp, OutboundError, OutboundHttp};
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 const LEEWAY_SECONDS: u64 = 30;
 /// The least time between two JWKS fetches caused by unknown `kid`s.
 const JWKS_COOLDOWN: Duration = Duration::from_secs(30);
+/// After a failed discovery, requests fail at once (503) for this long before one tries again, so
+/// an outage or a certificate problem is not answered with a connection attempt per request.
+const DISCOVERY_RETRY: Duration = Duration::from_secs(5);
 /// Tokens longer than this are refused unread: a JWT from Auth0 is about 1 KiB.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
@@ -30,6 +34,8 @@ pub struct Auth0Settings {
     pub client_secret: SecretString,
     /// The API identifier our tokens must carry in `aud`.
     pub audience: String,
+    /// The certificate authorities the tenant's certificate is verified against.
+    pub tls_trust: TlsTrust,
 }
 
 /// Verifies Auth0 access tokens: OpenID discovery, a JWKS cache, RS256 only, and a cache of verified
@@ -41,8 +47,10 @@ pub struct Auth0Provider {
 
 struct Inner {
     settings: Auth0Settings,
-    http: reqwest::Client,
+    http: OutboundHttp,
     discovered: tokio::sync::OnceCell<Discovered>,
+    /// When discovery last failed, and why.
+    discovery_failure: std::sync::Mutex<Option<(Instant, String)>>,
     verified: moka::sync::Cache<String, AccessToken>,
 }
 
@@ -68,8 +76,14 @@ impl moka::Expiry<String, AccessToken> for ExpireAtExp {
 }
 
 impl Auth0Provider {
-    /// Makes the provider; nothing is fetched until the first token (or `warm_up`).
+    /// Makes the provider; nothing is fetched until the first token (or `warm_up`). Fails when
+    /// the CA certificates `settings.tls_trust` names cannot be loaded.
     pub fn new(settings: Auth0Settings) -> Result<Self, crate::Error> {
+        let tls = ClientTls::load(&settings.tls_trust).map_err(|error| {
+            crate::Error::Config(crate::ConfigError {
+                problems: vec![(error.variable.to_owned(), error.problem)],
+            })
+        })?;
         let verified = moka::sync::Cache::builder()
             .max_capacity(100_000)
             .expire_after(ExpireAtExp)
@@ -77,8 +91,9 @@ impl Auth0Provider {
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
-                http: outbound_client(),
+                http: OutboundHttp::new(tls),
                 discovered: tokio::sync::OnceCell::new(),
+                discovery_failure: std::sync::Mutex::new(None),
                 verified,
             }),
         })
@@ -99,11 +114,35 @@ impl Auth0Provider {
         Ok(self.discovered().await?.metadata.clone())
     }
 
-    /// Discovery runs once; a failed attempt is retried by the next caller.
+    /// Discovery runs once; after a failure, callers get the same error until `DISCOVERY_RETRY`
+    /// has passed, then the next one tries again.
     async fn discovered(&self) -> Result<&Discovered, AuthError> {
+        if let Some(discovered) = self.inner.discovered.get() {
+            return Ok(discovered);
+        }
+        if let Some((at, reason)) = &*self
+            .inner
+            .discovery_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            && at.elapsed() < DISCOVERY_RETRY
+        {
+            return Err(AuthError::Unavailable(reason.clone()));
+        }
         self.inner
             .discovered
-            .get_or_try_init(|| self.discover())
+            .get_or_try_init(|| async {
+                let result = self.discover().await;
+                if let Err(AuthError::Unavailable(reason) | AuthError::Invalid(reason)) = &result {
+                    *self
+                        .inner
+                        .discovery_failure
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) =
+                        Some((Instant::now(), reason.clone()));
+                }
+                result
+            })
             .await
     }
 
@@ -115,7 +154,7 @@ impl Auth0Provider {
             .as_str()
             .trim_end_matches('/')
             .to_owned();
-        let http = OpenIdHttp(self.inner.http.clone());
+        let http = OpenIdHttp(&self.inner.http);
         // Auth0's issuer ends with a slash; other providers' often does not. The issuer must match
         // the discovery document exactly, so try Auth0's form first.
         let mut last_error = String::new();
@@ -124,7 +163,12 @@ impl Auth0Provider {
                 IssuerUrl::new(issuer).map_err(|e| AuthError::Unavailable(e.to_string()))?;
             match CoreProviderMetadata::discover_async(issuer_url, &http).await {
                 Ok(metadata) => return Ok(self.discovered_from(metadata)),
-                Err(error) => last_error = error.to_string(),
+                // The network failed: the other issuer form would fail the same way.
+                Err(DiscoveryError::Request(error)) => {
+                    last_error = error.to_string();
+                    break;
+                }
+                Err(error) => last_error = describe_discovery_error(&error),
             }
         }
         tracing::warn!(domain = %base, error = %last_error, "OpenID discovery failed");
@@ -179,8 +223,8 @@ impl Auth0Provider {
             .filter(|token| token.claims().exp + LEEWAY_SECONDS as i64 > unix_now())
     }
 
-    /// The client every call to the tenant goes through (no redirects, timeouts).
-    pub(crate) fn http(&self) -> &reqwest::Client {
+    /// The client every call to the tenant goes through (its trust, no redirects, timeouts).
+    pub(crate) fn http(&self) -> &OutboundHttp {
         &self.inner.http
     }
 
@@ -277,6 +321,19 @@ impl Auth0Provider {
             discovered.userinfo.clone(),
         ))
     }
+}
+
+/// A discovery failure that is not the network's, with its cause: openidconnect's own text for a
+/// bad document is "Failed to parse server response", which says nothing of what was wrong.
+fn describe_discovery_error(error: &DiscoveryError<OutboundError>) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 impl AuthProvider for Auth0Provider {

@@ -6,6 +6,7 @@ use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse};
 
 use super::AuthError;
+use crate::net::{OutboundHttp, send};
 
 /// The provider's signing keys. Unknown `kid`s trigger at most one refetch per cooldown, with one
 /// fetch in flight; when the endpoint fails the last good keys stay in use.
@@ -16,14 +17,14 @@ pub(crate) struct JwksCache {
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
     cooldown: Duration,
     jwks_uri: String,
-    http: reqwest::Client,
+    http: OutboundHttp,
 }
 
 impl JwksCache {
     pub(crate) fn new(
         initial: &JwkSet,
         jwks_uri: String,
-        http: reqwest::Client,
+        http: OutboundHttp,
         cooldown: Duration,
     ) -> Self {
         Self {
@@ -76,10 +77,7 @@ impl JwksCache {
     }
 
     async fn fetch(&self) -> Result<JwkSet, String> {
-        let response = self
-            .http
-            .get(&self.jwks_uri)
-            .send()
+        let response = send(self.http.get(&self.jwks_uri))
             .await
             .map_err(|e| e.to_string())?;
         if !response.status().is_success() {

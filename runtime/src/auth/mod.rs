@@ -3,7 +3,6 @@
 
 mod auth0;
 mod challenge;
-mod http_client;
 mod jwks;
 mod token;
 mod userinfo;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::AccessToken;
+use crate::net::{OutboundHttp, send};
 use crate::tool::{ToolError, ToolErrorKind};
 
 /// How long a profile is reused at most, whatever the token's lifetime.
@@ -60,13 +61,13 @@ impl moka::Expiry<String, CachedProfile> for ExpireWithToken {
 
 /// Calls `/userinfo` on behalf of tools, coalescing and caching per token.
 pub(crate) struct UserInfoClient {
-    http: reqwest::Client,
+    http: OutboundHttp,
     endpoint: String,
     cache: moka::future::Cache<String, CachedProfile>,
 }
 
 impl UserInfoClient {
-    pub(crate) fn new(http: reqwest::Client, endpoint: String) -> Self {
+    pub(crate) fn new(http: OutboundHttp, endpoint: String) -> Self {
         let cache = moka::future::Cache::builder()
             .max_capacity(50_000)
             .expire_after(ExpireWithToken)
@@ -88,20 +89,20 @@ impl UserInfoClient {
     }
 
     async fn request(&self, token: &AccessToken) -> Result<CachedProfile, ToolError> {
-        let response = self
-            .http
-            .get(&self.endpoint)
-            .bearer_auth(token.token().secret())
-            .header(http::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|error| {
-                tracing::warn!(%error, "userinfo request failed");
-                ToolError::with_kind(
-                    ToolErrorKind::UserInfoUnavailable,
-                    "the identity provider's userinfo endpoint could not be reached",
-                )
-            })?;
+        let response = send(
+            self.http
+                .get(&self.endpoint)
+                .bearer_auth(token.token().secret())
+                .header(http::header::ACCEPT, "application/json"),
+        )
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "userinfo request failed");
+            ToolError::with_kind(
+                ToolErrorKind::UserInfoUnavailable,
+                "the identity provider's userinfo endpoint could not be reached",
+            )
+        })?;
         let status = response.status();
         match status.as_u16() {
             200 => {}

@@ -18,6 +18,7 @@ use url::Url;
 
 use super::responses::{json_error, json_reply, store_down_json};
 use super::{CLIENT_TTL, OAuth, crypto};
+use crate::net::{ClientTls, OutboundHttp, send};
 use crate::storage::StoreError;
 
 /// The largest registration request accepted.
@@ -329,9 +330,10 @@ impl OAuth {
 
     async fn document_client(&self, client_id: &str) -> Result<Arc<Client>, ClientLookupError> {
         let dev_mode = self.settings.dev_mode;
+        let tls = self.upstream.http().tls();
         self.documents
             .try_get_with(client_id.to_owned(), async move {
-                fetch_client_document(client_id, dev_mode)
+                fetch_client_document(client_id, dev_mode, tls)
                     .await
                     .map(Arc::new)
             })
@@ -360,7 +362,11 @@ struct ClientDocument {
 /// Fetches and checks a client ID metadata document. The URL must be https (plain http on loopback
 /// in dev mode only) and must resolve to public addresses outside dev mode, so a client id cannot
 /// make the server probe its own network. The connection is pinned to the checked address.
-async fn fetch_client_document(client_id: &str, dev_mode: bool) -> Result<Client, String> {
+async fn fetch_client_document(
+    client_id: &str,
+    dev_mode: bool,
+    tls: &ClientTls,
+) -> Result<Client, String> {
     let url = Url::parse(client_id).map_err(|_| "the client id is not a URL".to_owned())?;
     let loopback_http = url.scheme() == "http" && dev_mode && is_loopback_host(&url);
     if url.scheme() != "https" && !loopback_http {
@@ -400,20 +406,18 @@ async fn fetch_client_document(client_id: &str, dev_mode: bool) -> Result<Client
         }
     }
 
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    let http = OutboundHttp::builder(tls)
         .timeout(DOCUMENT_FETCH_TIMEOUT)
         .connect_timeout(DOCUMENT_FETCH_TIMEOUT)
         .resolve(&host, address)
-        .user_agent(concat!("toolgate/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|_| "cannot build an HTTP client".to_owned())?;
-    let mut response = http
-        .get(url.clone())
-        .header(header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(|_| "the client metadata document cannot be fetched".to_owned())?;
+    let mut response = send(
+        http.get(url.clone())
+            .header(header::ACCEPT, "application/json"),
+    )
+    .await
+    .map_err(|error| format!("the client metadata document cannot be fetched: {error}"))?;
     if !response.status().is_success() {
         return Err(format!(
             "fetching the client metadata document answered HTTP {}",
@@ -726,6 +730,10 @@ mod tests {
         }
     }
 
+    fn platform_tls() -> ClientTls {
+        ClientTls::load(&crate::config::TlsTrust::platform()).unwrap()
+    }
+
     #[tokio::test]
     async fn metadata_documents_on_private_addresses_are_refused_outside_dev_mode() {
         for url in [
@@ -735,7 +743,9 @@ mod tests {
             "https://169.254.169.254/latest/meta-data",
             "https://[::1]/client.json",
         ] {
-            let error = fetch_client_document(url, false).await.unwrap_err();
+            let error = fetch_client_document(url, false, &platform_tls())
+                .await
+                .unwrap_err();
             assert!(error.contains("private or reserved"), "{url}: {error}");
         }
         for (url, why) in [
@@ -745,7 +755,9 @@ mod tests {
             ("https://user:pw@example.com/client.json", "credentials"),
             ("http://127.0.0.1/client.json", "https"),
         ] {
-            let error = fetch_client_document(url, false).await.unwrap_err();
+            let error = fetch_client_document(url, false, &platform_tls())
+                .await
+                .unwrap_err();
             assert!(error.contains(why), "{url}: {error}");
         }
     }

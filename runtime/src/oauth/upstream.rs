@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use crate::auth::Auth0Provider;
+use crate::net::send;
 
 /// Why Auth0 did not give us tokens.
 #[derive(Debug)]
@@ -50,15 +51,9 @@ async fn token_request(
         ("client_secret", settings.client_secret.secret()),
     ];
     form.extend_from_slice(params);
-    let response = provider
-        .http()
-        .post(&token_endpoint)
-        .form(&form)
-        .send()
+    let response = send(provider.http().post(&token_endpoint).form(&form))
         .await
-        .map_err(|e| {
-            UpstreamError::Unavailable(format!("Auth0's token endpoint: {}", e.without_url()))
-        })?;
+        .map_err(|e| UpstreamError::Unavailable(format!("Auth0's token endpoint: {e}")))?;
     let status = response.status();
     if status.is_success() {
         return response.json::<UpstreamTokens>().await.map_err(|_| {
@@ -118,16 +113,17 @@ pub(crate) async fn refresh(
 /// failure here must not turn a revocation into an error.
 pub(crate) async fn revoke_refresh_token(provider: &Auth0Provider, refresh_token: &str) {
     let settings = provider.settings();
-    let result = provider
-        .http()
-        .post(provider.revocation_endpoint())
-        .form(&[
-            ("client_id", settings.client_id.as_str()),
-            ("client_secret", settings.client_secret.secret()),
-            ("token", refresh_token),
-        ])
-        .send()
-        .await;
+    let result = send(
+        provider
+            .http()
+            .post(&provider.revocation_endpoint())
+            .form(&[
+                ("client_id", settings.client_id.as_str()),
+                ("client_secret", settings.client_secret.secret()),
+                ("token", refresh_token),
+            ]),
+    )
+    .await;
     match result {
         Ok(response) if response.status().is_success() => {
             tracing::debug!("revoked an upstream refresh token");
@@ -137,7 +133,7 @@ pub(crate) async fn revoke_refresh_token(provider: &Auth0Provider, refresh_token
             "Auth0 did not revoke an upstream refresh token"
         ),
         Err(error) => {
-            tracing::warn!(error = %error.without_url(), "could not reach Auth0 to revoke a refresh token")
+            tracing::warn!(%error, "could not reach Auth0 to revoke a refresh token")
         }
     }
 }

@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo,
-    RedisConnectionInfo, RedisResult, Script, Value,
+    RedisConnectionInfo, RedisResult, Script, TlsCertificates, Value,
 };
 use futures::future::BoxFuture;
 
 use super::{COMMAND_TIMEOUT, Store, StoreError, ttl_millis};
 use crate::config::RedisConfig;
+use crate::net::ClientTls;
+use crate::net::tls::describe_tls_failure;
 
 /// Compare-and-delete must be one step in Redis: a GET then DEL from here could delete a lock that
 /// expired and was taken by another instance in between.
@@ -47,14 +49,17 @@ struct Manager {
     built_at: Instant,
 }
 
-/// A store in Redis (`REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`). Every command is bounded by a
-/// 500 ms timeout; when Redis is down or slow every operation fails with `StoreError::Unavailable`,
-/// and the store reconnects by itself once Redis is back.
+/// A store in Redis (`REDIS_URL`, or `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`), over TLS for
+/// `rediss://` and as an ACL user when one is named. Every command is bounded by a 500 ms timeout;
+/// when Redis is down or slow every operation fails with `StoreError::Unavailable`, and the store
+/// reconnects by itself once Redis is back.
 pub struct RedisStore {
     client: Client,
     manager: RwLock<Manager>,
-    host: String,
-    port: u16,
+    /// `host:port`, for logs and errors.
+    address: String,
+    tls: bool,
+    username: Option<String>,
     has_password: bool,
 }
 
@@ -67,17 +72,45 @@ impl RedisStore {
     }
 
     /// `connect` for synchronous set-up (`ServerBuilder::build`): it awaits nothing either way.
+    /// Fails when the CA certificates a TLS connection is to trust cannot be loaded.
     pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
-        let mut settings = RedisConnectionInfo::default();
+        let mut settings = RedisConnectionInfo::default().set_db(config.database);
+        if let Some(username) = &config.username {
+            settings = settings.set_username(username);
+        }
         if let Some(password) = &config.password {
             settings = settings.set_password(password.secret());
         }
-        let info = ConnectionAddr::Tcp(config.host.clone(), config.port)
+        let address = if config.tls {
+            ConnectionAddr::TcpTls {
+                host: config.host.clone(),
+                port: config.port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(config.host.clone(), config.port)
+        };
+        let info = address
             .into_connection_info()
             .map_err(|error| unavailable("configuring the Redis connection", &error))?
             .set_redis_settings(settings);
-        let client = Client::open(info)
-            .map_err(|error| unavailable("configuring the Redis connection", &error))?;
+        let client = if config.tls {
+            // The same roots as every other outbound connection: the platform's, or exactly what
+            // SSL_CERT_FILE/SSL_CERT_DIR name (the redis crate takes them as PEM).
+            let tls = ClientTls::load(&config.tls_trust)
+                .map_err(|error| StoreError::Unavailable(error.to_string()))?;
+            Client::build_with_tls(
+                info,
+                TlsCertificates {
+                    client_tls: None,
+                    root_cert: tls.custom_roots_pem().map(<[u8]>::to_vec),
+                },
+            )
+        } else {
+            Client::open(info)
+        }
+        .map_err(|error| unavailable("configuring the Redis connection", &error))?;
         let connection = Self::manager_for(&client)?;
         Ok(Self {
             client,
@@ -85,8 +118,9 @@ impl RedisStore {
                 connection,
                 built_at: Instant::now(),
             }),
-            host: config.host.clone(),
-            port: config.port,
+            address: config.address(),
+            tls: config.tls,
+            username: config.username.clone(),
             has_password: config.password.is_some(),
         })
     }
@@ -143,10 +177,10 @@ impl RedisStore {
             return;
         }
         tracing::warn!(
-            host = %self.host,
-            port = self.port,
+            address = %self.address,
+            user = self.username.as_deref().unwrap_or("default"),
             password_set = self.has_password,
-            "Redis refused the credentials (check REDIS_PASSWORD); reconnecting"
+            "Redis refused the credentials (check REDIS_USERNAME and REDIS_PASSWORD, or the URL's); reconnecting"
         );
         if let Ok(connection) = Self::manager_for(&self.client) {
             *manager = Manager {
@@ -167,6 +201,11 @@ impl RedisStore {
             Ok(Err(error)) => {
                 if refuses_credentials(&error) {
                     self.rebuild_after_auth_failure();
+                }
+                if let Some(tls) = describe_tls_failure(&self.address, &error) {
+                    return Err(StoreError::Unavailable(format!(
+                        "Redis {operation} failed: {tls}"
+                    )));
                 }
                 Err(unavailable(operation, &error))
             }
@@ -199,7 +238,7 @@ fn refuses_credentials(error: &::redis::RedisError) -> bool {
 fn unavailable(operation: &str, error: &::redis::RedisError) -> StoreError {
     if refuses_credentials(error) {
         return StoreError::Unavailable(format!(
-            "Redis refused {operation}: authentication failed (check REDIS_PASSWORD)"
+            "Redis refused {operation}: authentication failed (check REDIS_PASSWORD and REDIS_USERNAME, or the credentials in REDIS_URL)"
         ));
     }
     StoreError::Unavailable(format!("Redis {operation} failed: {error}"))
@@ -208,8 +247,9 @@ fn unavailable(operation: &str, error: &::redis::RedisError) -> StoreError {
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
-            .field("host", &self.host)
-            .field("port", &self.port)
+            .field("address", &self.address)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
             .field(
                 "password",
                 &if self.has_password {

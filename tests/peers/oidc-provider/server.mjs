@@ -2,7 +2,7 @@
 // verification and its authorization server are tested against an implementation we did not write.
 //
 // Usage: node server.mjs [PORT] [--exit-on-stdin-close] [--upstream-callback URL]
-//                        [--access-token-ttl SECONDS]
+//                        [--access-token-ttl SECONDS] [--tls-cert FILE --tls-key FILE]
 //   PORT (or the PORT variable) defaults to 0, an ephemeral port.
 //   The first line on stdout is {"issuer": "http://127.0.0.1:N", "port": N, ...}; nothing else
 //   goes to stdout, so a parent can read the line as a handshake.
@@ -14,9 +14,14 @@
 //     variable UPSTREAM_CLIENT_SECRET; the handshake names the client's id.
 //   --access-token-ttl SECONDS: lifetime of the API's access tokens (default one hour), so a
 //     test can watch them expire and be refreshed.
+//   --tls-cert FILE --tls-key FILE: serve HTTPS with this PEM certificate chain and key, at
+//     https://localhost:N (the name the test CA's certificates are made for), as Auth0 is
+//     https-only.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 
 import Provider, { errors } from 'oidc-provider';
 
@@ -31,6 +36,8 @@ const API_SCOPE = 'tool:get_user_info tool:read_audit_log tool:admin tool:a tool
 let exitWithStdin = false;
 let upstreamCallback;
 let accessTokenTtl = 3600;
+let tlsCert;
+let tlsKey;
 let portArg = process.env.PORT ?? '0';
 const args = process.argv.slice(2);
 for (let i = 0; i < args.length; i += 1) {
@@ -48,6 +55,12 @@ for (let i = 0; i < args.length; i += 1) {
       break;
     case '--upstream-callback':
       upstreamCallback = value();
+      break;
+    case '--tls-cert':
+      tlsCert = value();
+      break;
+    case '--tls-key':
+      tlsKey = value();
       break;
     case '--access-token-ttl': {
       const raw = value();
@@ -82,13 +95,19 @@ const signingKey = {
 };
 
 // The issuer names the port, so the port must be known before the provider exists.
-const server = createServer();
+if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+  console.error('--tls-cert and --tls-key go together');
+  process.exit(2);
+}
+const server = tlsCert
+  ? createTlsServer({ cert: readFileSync(tlsCert), key: readFileSync(tlsKey) })
+  : createServer();
 await new Promise((resolve, reject) => {
   server.once('error', reject);
   server.listen(requestedPort, '127.0.0.1', resolve);
 });
 const { port } = server.address();
-const issuer = `http://127.0.0.1:${port}`;
+const issuer = tlsCert ? `https://localhost:${port}` : `http://127.0.0.1:${port}`;
 
 const clients = [
   {

@@ -10,8 +10,12 @@ to the client's redirect URI, which is never actually served.
 Prints one JSON object on stdout (logs go to stderr); the Rust test asserts on it. Tokens appear
 only as fingerprints and decoded claims.
 
+With `--revoke`, it then revokes its refresh token at the authorization server's revocation
+endpoint (RFC 7009, client_secret_basic) and reports whether its last access token still opens an
+MCP session before and after.
+
 Usage: python oauth_client.py --mcp-url URL --first-tool NAME [--expiry-tool NAME]
-                              [--login USER] [--password PASSWORD]
+                              [--login USER] [--password PASSWORD] [--revoke]
 """
 
 import argparse
@@ -259,6 +263,46 @@ class RequestLog:
         self.entries.append(entry)
 
 
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "revocation-check", "version": "1"}},
+}
+
+
+async def opens_session(mcp_url: str, access_token: str) -> int:
+    """The status of an `initialize` sent with this access token, outside the SDK's auth flow."""
+    async with httpx2.AsyncClient(timeout=30) as raw:
+        response = await raw.post(
+            mcp_url,
+            json=INITIALIZE,
+            headers={
+                "authorization": f"Bearer {access_token}",
+                "accept": "application/json, text/event-stream",
+                "mcp-protocol-version": "2025-11-25",
+            },
+        )
+        return response.status_code
+
+
+async def revoke(mcp_url: str, storage: "RecordingStorage") -> dict:
+    """Revokes the refresh token as RFC 7009 says and checks the access token before and after."""
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(mcp_url))
+    access_token = storage.tokens.access_token
+    before = await opens_session(mcp_url, access_token)
+    async with httpx2.AsyncClient(timeout=30) as raw:
+        metadata = (await raw.get(f"{origin}/.well-known/oauth-authorization-server")).json()
+        info = storage.client_info
+        response = await raw.post(
+            metadata["revocation_endpoint"],
+            data={"token": storage.tokens.refresh_token, "token_type_hint": "refresh_token"},
+            auth=(info.client_id, info.client_secret),
+        )
+    after = await opens_session(mcp_url, access_token)
+    return {"before": before, "status": response.status_code, "after": after}
+
+
 def tool_result(result) -> dict:
     text = [block.text for block in result.content if getattr(block, "type", None) == "text"]
     return {"is_error": result.is_error, "structured": result.structured_content, "text": text}
@@ -271,6 +315,7 @@ async def main() -> None:
     parser.add_argument("--expiry-tool")
     parser.add_argument("--login", default="alice")
     parser.add_argument("--password", default="any password")
+    parser.add_argument("--revoke", action="store_true")
     args = parser.parse_args()
 
     storage = RecordingStorage()
@@ -302,6 +347,8 @@ async def main() -> None:
                 await asyncio.sleep(max(0, first["received_at"] + first["expires_in"] - time.time()) + 1.5)
                 report["expired_at"] = first["received_at"] + first["expires_in"]
                 report["after_expiry_call"] = tool_result(await client.call_tool(args.expiry_tool, {}))
+        if args.revoke:
+            report["revocation"] = await revoke(args.mcp_url, storage)
     finally:
         report["registered"] = (
             {
