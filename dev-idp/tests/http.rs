@@ -34,10 +34,46 @@ fn auto_config(permissions: &[&str]) -> DevIdpConfig {
 }
 
 fn http() -> reqwest::Client {
+    // The workspace builds reqwest without a crypto provider of its own.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(Policy::none())
         .build()
         .unwrap()
+}
+
+#[tokio::test]
+async fn https_serves_a_certificate_from_its_ca_at_localhost() {
+    let ca = toolgate_dev_idp::tls::TestCa::generate("dev-idp test CA").unwrap();
+    let idp = start(DevIdpConfig {
+        tls: Some(ca.localhost().unwrap()),
+        ..DevIdpConfig::default()
+    })
+    .await;
+    let u = idp.url();
+    assert!(u.starts_with("https://localhost:"), "{u}");
+    assert_eq!(idp.domain(), u.trim_start_matches("https://"));
+    let trusting = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.certificate_pem().as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let doc: Value = trusting
+        .get(format!("{u}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["issuer"], format!("{u}/"));
+    assert_eq!(doc["jwks_uri"], format!("{u}/.well-known/jwks.json"));
+    // A client that does not trust the CA gets no answer.
+    let error = http()
+        .get(format!("{u}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(error.is_connect(), "{error:?}");
 }
 
 fn challenge(verifier: &str) -> String {

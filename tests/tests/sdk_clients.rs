@@ -282,7 +282,8 @@ async fn the_python_sdk_signs_in_through_the_dev_idp_reads_the_profile_and_refre
 /// permissions from the provider's own token instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdk_signs_in_with_a_third_party_openid_provider_as_upstream() {
-    let redis = RedisServer::start();
+    // oidc-provider over HTTPS as Auth0, and managed Redis: TLS only, an ACL user.
+    let redis = RedisServer::start_tls("toolgate", "another-acl-password");
     // The provider must know toolgate's callback before toolgate starts.
     let port = free_port();
     let idp = OidcProvider::start_upstream(
