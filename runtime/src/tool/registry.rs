@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -5,6 +6,7 @@ use rmcp::model::{JsonObject, Tool as McpTool};
 
 use super::ToolDef;
 use crate::Error;
+use crate::permission::{Catalog, Permission, PermissionPolicy};
 
 /// How `#[mcp_tool]` announces a tool to the linker-collected list.
 pub struct ToolRegistration(pub &'static ToolDef);
@@ -17,10 +19,13 @@ pub(crate) struct RegisteredTool {
     pub(crate) listing: McpTool,
 }
 
-/// The set of tools one server publishes.
+/// The set of tools one server publishes, and the permissions they use.
 pub struct Registry {
     tools: Vec<RegisteredTool>,
     by_name: HashMap<&'static str, usize>,
+    /// Every permission a tool or an `implies` uses, with its description.
+    permissions: Vec<(Permission, Cow<'static, str>)>,
+    policy: Arc<PermissionPolicy>,
 }
 
 impl Registry {
@@ -58,7 +63,23 @@ impl Registry {
             .enumerate()
             .map(|(i, t)| (t.def.name, i))
             .collect();
-        Ok(Self { tools, by_name })
+        let catalog =
+            Catalog::checked(tools.iter().flat_map(|t| t.def.permissions)).map_err(|conflict| {
+                Error::ConflictingPermission {
+                    scope: conflict.scope,
+                }
+            })?;
+        let permissions = catalog
+            .iter()
+            .map(|p| (*p, describe(p, &catalog, &tools)))
+            .collect();
+        let policy = Arc::new(catalog.policy());
+        Ok(Self {
+            tools,
+            by_name,
+            permissions,
+            policy,
+        })
     }
 
     /// Looks a tool up by its MCP name.
@@ -75,12 +96,21 @@ impl Registry {
         self.tools.iter().map(|t| t.def)
     }
 
-    /// Every permission any tool declares, sorted and without repeats.
+    /// Every permission a tool or an `implies` uses, by scope, sorted: what to create in Auth0 and
+    /// what clients may ask for.
     pub fn declared_permissions(&self) -> BTreeSet<&'static str> {
-        self.tools
-            .iter()
-            .flat_map(|t| t.def.permissions.iter().copied())
-            .collect()
+        self.permissions.iter().map(|(p, _)| p.scope()).collect()
+    }
+
+    /// The same permissions, sorted by scope, each with its description: its constant's, or, for a
+    /// permission written only as a literal, the tools that need it.
+    pub fn permissions(&self) -> impl Iterator<Item = (&Permission, &str)> {
+        self.permissions.iter().map(|(p, d)| (p, d.as_ref()))
+    }
+
+    /// The policy every permission decision of this server's tools goes through.
+    pub(crate) fn policy(&self) -> &Arc<PermissionPolicy> {
+        &self.policy
     }
 
     /// Number of tools.
@@ -92,6 +122,31 @@ impl Registry {
     pub fn is_empty(&self) -> bool {
         self.tools.is_empty()
     }
+}
+
+/// A permission's own description; else the tools that need it; else the permissions implying it.
+fn describe(
+    permission: &Permission,
+    catalog: &Catalog,
+    tools: &[RegisteredTool],
+) -> Cow<'static, str> {
+    if let Some(description) = permission.description() {
+        return Cow::Borrowed(description);
+    }
+    let needing: Vec<&str> = tools
+        .iter()
+        .filter(|t| t.def.permissions.contains(permission))
+        .map(|t| t.def.name)
+        .collect();
+    if !needing.is_empty() {
+        return Cow::Owned(format!("Call the tool(s): {}", needing.join(", ")));
+    }
+    let implying: Vec<&str> = catalog
+        .iter()
+        .filter(|p| p.implied().contains(permission))
+        .map(|p| p.scope())
+        .collect();
+    Cow::Owned(format!("Implied by: {}", implying.join(", ")))
 }
 
 fn listing(def: &'static ToolDef) -> McpTool {
