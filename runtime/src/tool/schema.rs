@@ -202,9 +202,10 @@ pub const fn assert_described_argument(in_schema: bool) {
 /// thread of the runtime, so its future must be `Send`, and rustc then names the value that is not.
 pub fn tool_future<F>(future: F) -> super::ToolFuture
 where
-    F: std::future::Future<Output = Result<rmcp::model::CallToolResult, ToolError>>
-        + Send
-        + 'static,
+    F: Future<Output = ToolResult> + Send + 'static,
 {
     Box::pin(future)
 }
+
+/// What a tool's future yields.
+type ToolResult = Result<rmcp::model::CallToolResult, ToolError>;
