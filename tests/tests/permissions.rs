@@ -11,6 +11,8 @@ const READ: Permission = Permission::new("tool:read", "Read the records");
 const WRITE: Permission = Permission::new("tool:write", "Change the records").implies(&[READ]);
 const ADMIN: Permission = Permission::new("tool:admin", "Everything").implies(&[WRITE]);
 const AUDIT: Permission = Permission::new("tool:audit", "Read the audit log");
+/// No tool requires it: the server learns it from `ServerBuilder::permissions`.
+const OWNER: Permission = Permission::new("tool:owner", "Owns the records").implies(&[WRITE]);
 
 #[mcp_tool(description = "Reads", permissions = [READ])]
 async fn read() -> String {
@@ -53,6 +55,7 @@ async fn setup() -> Setup {
             .tool::<write>()
             .tool::<audit>()
             .tool::<check>()
+            .permissions(&[OWNER])
     })
     .await;
     Setup {
@@ -107,6 +110,14 @@ async fn a_permission_grants_what_it_implies_transitively() {
     assert_eq!(s.listed(&["tool:admin"]).await, ["check", "read", "write"]);
     assert_eq!(s.listed(&["tool:write"]).await, ["check", "read", "write"]);
     assert_eq!(s.listed(&["tool:read"]).await, ["check", "read"]);
+}
+
+#[tokio::test]
+async fn a_permission_no_tool_requires_grants_once_the_server_knows_it() {
+    let s = setup().await;
+    assert_eq!(s.status(&["tool:owner"], "write").await, 200);
+    assert_eq!(s.status(&["tool:owner"], "read").await, 200);
+    assert_eq!(s.status(&["tool:owner"], "audit").await, 403);
 }
 
 #[tokio::test]
@@ -188,6 +199,7 @@ async fn scopes_supported_lists_the_catalog_with_what_implies_reaches() {
             "email",
             "tool:admin",
             "tool:audit",
+            "tool:owner",
             "tool:read",
             "tool:write"
         ])

@@ -63,23 +63,39 @@ impl Registry {
             .enumerate()
             .map(|(i, t)| (t.def.name, i))
             .collect();
-        let catalog =
-            Catalog::checked(tools.iter().flat_map(|t| t.def.permissions)).map_err(|conflict| {
-                Error::ConflictingPermission {
-                    scope: conflict.scope,
-                }
-            })?;
-        let permissions = catalog
-            .iter()
-            .map(|p| (*p, describe(p, &catalog, &tools)))
-            .collect();
-        let policy = Arc::new(catalog.policy());
-        Ok(Self {
+        let mut registry = Self {
             tools,
             by_name,
-            permissions,
-            policy,
-        })
+            permissions: Vec::new(),
+            policy: Arc::default(),
+        };
+        registry.catalog(&[])?;
+        Ok(registry)
+    }
+
+    /// The same tools, with permissions of the catalog that no tool requires (see
+    /// `ServerBuilder::permissions`).
+    pub fn with_permissions(mut self, permissions: &[Permission]) -> Result<Self, Error> {
+        if !permissions.is_empty() {
+            self.catalog(permissions)?;
+        }
+        Ok(self)
+    }
+
+    /// Builds the catalog (every permission a tool, `extra` or an `implies` uses) and its policy.
+    fn catalog(&mut self, extra: &[Permission]) -> Result<(), Error> {
+        let used = self.tools.iter().flat_map(|t| t.def.permissions);
+        let catalog = Catalog::checked(used.chain(extra)).map_err(|conflict| {
+            Error::ConflictingPermission {
+                scope: conflict.scope,
+            }
+        })?;
+        self.permissions = catalog
+            .iter()
+            .map(|p| (*p, describe(p, &catalog, &self.tools)))
+            .collect();
+        self.policy = Arc::new(catalog.policy());
+        Ok(())
     }
 
     /// Looks a tool up by its MCP name.
