@@ -39,10 +39,10 @@ impl ToolgateHandler {
     /// them (by the server's policy, which the gate attached to the token).
     fn may_call(&self, permissions: &[Permission], token: Option<&AccessToken>) -> bool {
         match token {
-            Some(token) => {
-                self.shared.auth_enabled() && token.check_permissions(permissions).is_ok()
+            Some(token) if self.shared.auth_enabled() => {
+                token.check_permissions(permissions).is_ok()
             }
-            None => permissions.is_empty(),
+            _ => permissions.is_empty(),
         }
     }
 }
