@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 
 use schemars::JsonSchema;
 use serde::Serialize;
-use toolgate::{AccessToken, Audience, Config, Server, ToolError, UserInfo, mcp_tool};
+use toolgate::{AccessToken, Audience, Config, Permission, Server, ToolError, UserInfo, mcp_tool};
 use toolgate_dev_idp::{DevIdp, DevIdpConfig};
 
 #[derive(Serialize, JsonSchema)]
@@ -29,7 +29,22 @@ struct UserInfoReply {
     user_info: UserInfo,
 }
 
-#[mcp_tool(name = "get_user_info", description = "Return auth user info", permissions = ["tool:get_user_info"])]
+/// The permission catalog: what `--print-permissions` lists for Auth0, with these descriptions.
+mod perms {
+    use super::Permission;
+
+    pub const GET_USER_INFO: Permission =
+        Permission::new("tool:get_user_info", "Read the caller's Auth0 profile");
+    pub const READ_AUDIT_LOG: Permission =
+        Permission::new("tool:read_audit_log", "Read the audit log");
+    /// Holding it holds both of the others.
+    pub const ADMIN: Permission = Permission::new("tool:admin", "Every tool of this server")
+        .implies(&[GET_USER_INFO, READ_AUDIT_LOG]);
+}
+
+use perms::{ADMIN, GET_USER_INFO, READ_AUDIT_LOG};
+
+#[mcp_tool(name = "get_user_info", description = "Return auth user info", permissions = [GET_USER_INFO])]
 async fn get_user_info(token: AccessToken) -> Result<UserInfoReply, ToolError> {
     let claims = token.claims();
     Ok(UserInfoReply {
@@ -67,7 +82,7 @@ async fn whoami(token: AccessToken) -> Whoami {
 }
 
 /// Read the audit log: needs both the reader and the admin permission.
-#[mcp_tool(permissions = ["tool:read_audit_log", "tool:admin"])]
+#[mcp_tool(permissions = [READ_AUDIT_LOG, ADMIN])]
 async fn read_audit_log(
     #[arg(description = "how many entries, newest first")] limit: Option<u32>,
 ) -> Vec<String> {
@@ -125,15 +140,13 @@ fn wants_dev_mode(vars: &HashMap<String, String>) -> bool {
         .any(|v| vars.contains_key(*v))
 }
 
+/// Every permission a tool or an `implies` uses, with its description: what to create in Auth0.
 fn print_permissions(server: &Server, json: bool) {
     let permissions: Vec<serde_json::Value> = server
         .registry()
-        .declared_permissions()
-        .into_iter()
-        .map(|permission| {
-            let tools: Vec<&str> =
-                server.registry().defs().filter(|d| d.permissions.contains(&permission)).map(|d| d.name).collect();
-            serde_json::json!({ "value": permission, "description": format!("Call the tool(s): {}", tools.join(", ")) })
+        .permissions()
+        .map(|(permission, description)| {
+            serde_json::json!({ "value": permission.scope(), "description": description })
         })
         .collect();
     if json {

@@ -246,3 +246,134 @@ fn item_keyword(item: &syn::Item) -> TokenStream {
         other => other.to_token_stream(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Property tests: whatever tokens a user writes in `#[mcp_tool(...)]`, the macro answers with
+    //! compile errors or with an expansion that parses as Rust; it never panics.
+
+    use proc_macro2::{Delimiter, Group, Ident, Literal, Punct, Spacing, TokenStream, TokenTree};
+    use proptest::prelude::*;
+    use quote::quote;
+
+    const WORDS: &[&str] = &[
+        "name",
+        "description",
+        "permissions",
+        "refine_schema",
+        "permission",
+        "descripton",
+        "READ",
+        "crate",
+        "self",
+        "super",
+        "toolgate",
+        "Permission",
+        "fn",
+        "async",
+        "true",
+        "_",
+        "x",
+    ];
+    const PUNCT: &[char] = &[
+        '=', ',', ';', ':', '#', '!', '.', '&', '<', '>', '-', '+', '*', '/', '@', '?', '|', '~',
+    ];
+
+    fn leaf() -> impl Strategy<Value = TokenTree> {
+        prop_oneof![
+            prop::sample::select(WORDS)
+                .prop_map(|w| Ident::new(w, proc_macro2::Span::call_site()).into()),
+            "[a-z][a-z0-9_]{0,8}".prop_map(|w| {
+                // Keywords that cannot be identifiers are left to the fixed list above.
+                syn::parse_str::<Ident>(&w)
+                    .unwrap_or_else(|_| Ident::new("w", proc_macro2::Span::call_site()))
+                    .into()
+            }),
+            any::<String>().prop_map(|s| Literal::string(&s).into()),
+            "[ -~]{0,12}".prop_map(|s| Literal::string(&s).into()),
+            any::<i64>().prop_map(|n| Literal::i64_unsuffixed(n).into()),
+            any::<char>().prop_map(|c| Literal::character(c).into()),
+            (prop::sample::select(PUNCT), any::<bool>()).prop_map(|(c, joint)| {
+                let spacing = if joint {
+                    Spacing::Joint
+                } else {
+                    Spacing::Alone
+                };
+                Punct::new(c, spacing).into()
+            }),
+        ]
+    }
+
+    fn tree() -> impl Strategy<Value = TokenTree> {
+        leaf().prop_recursive(4, 48, 6, |inner| {
+            (
+                prop::sample::select(
+                    &[
+                        Delimiter::Parenthesis,
+                        Delimiter::Bracket,
+                        Delimiter::Brace,
+                        Delimiter::None,
+                    ][..],
+                ),
+                prop::collection::vec(inner, 0..6),
+            )
+                .prop_map(|(delimiter, trees)| {
+                    Group::new(delimiter, trees.into_iter().collect()).into()
+                })
+        })
+    }
+
+    fn stream() -> impl Strategy<Value = TokenStream> {
+        prop::collection::vec(tree(), 0..10).prop_map(|trees| trees.into_iter().collect())
+    }
+
+    /// `key = value, ...` with real and misspelt keys and arbitrary values: reaches validation.
+    fn attribute() -> impl Strategy<Value = TokenStream> {
+        let pair = (prop::sample::select(WORDS), stream()).prop_map(|(key, value)| {
+            let key = Ident::new(key, proc_macro2::Span::call_site());
+            quote!(#key = #value)
+        });
+        prop::collection::vec(pair, 0..5).prop_map(|pairs| quote!(#(#pairs),*))
+    }
+
+    fn item() -> impl Strategy<Value = TokenStream> {
+        prop_oneof![
+            Just(quote!(
+                #[doc = " Adds."]
+                async fn add(a: i64, b: Option<String>) -> i64 {
+                    a
+                }
+            )),
+            Just(quote!(
+                async fn f(token: toolgate::AccessToken, #[arg(description = "n")] n: u8) {}
+            )),
+            stream(),
+        ]
+    }
+
+    /// The macro's answer is either errors, or Rust that parses.
+    fn check(attr: TokenStream, item: TokenStream) -> Result<(), TestCaseError> {
+        let out = crate::expand::mcp_tool(attr, item);
+        if !out.to_string().contains("compile_error") {
+            prop_assert!(
+                syn::parse2::<syn::File>(out.clone()).is_ok(),
+                "an expansion without errors must parse: {out}"
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_attribute_tokens_give_errors_or_an_expansion(attr in stream(), item in item()) {
+            check(attr, item)?;
+        }
+
+        #[test]
+        fn any_key_value_list_gives_errors_or_an_expansion(attr in attribute(), item in item()) {
+            check(attr, item)?;
+        }
+    }
+}

@@ -6,7 +6,7 @@ use syn::spanned::Spanned;
 
 use crate::ast;
 use crate::ctxt::Ctxt;
-use crate::valid::{self, ArgKind, Output, Tool};
+use crate::valid::{self, Output, PermissionElement, Permissions, Tool};
 
 /// The whole macro as a `proc_macro2` function, so it can be unit-tested.
 pub fn mcp_tool(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -34,7 +34,7 @@ fn expand(tool: &Tool, user_fn: &syn::ItemFn) -> TokenStream {
     let vis = &user_fn.vis;
     let name = &tool.name;
     let description = &tool.description;
-    let permissions = &tool.permissions;
+    let permissions = permissions(&tool.permissions);
     let fn_name = fn_ident.to_string();
     // Reads as the fix when rustc reports it "defined multiple times" at both name literals.
     let name_guard = format_ident!(
@@ -48,18 +48,17 @@ fn expand(tool: &Tool, user_fn: &syn::ItemFn) -> TokenStream {
         const #name_guard: () = ();
     };
 
-    let schema_args = tool.args.iter().filter_map(|arg| {
-        let ArgKind::Schema { required } = arg.kind else {
-            return None;
-        };
+    // Each argument's `ToolArgument` impl, not its name, decides whether it is in the schema.
+    let schema_args = tool.args.iter().map(|arg| {
         let ty = &arg.ty;
         let arg_name = &arg.name;
+        let required = arg.required;
         let description = match &arg.description {
             Some(d) => quote!(::core::option::Option::Some(#d)),
             None => quote!(::core::option::Option::None),
         };
-        let schema =
-            quote_spanned!(ty.span()=> <#ty as ::toolgate::__private::ToolArgument>::schema);
+        let describe =
+            quote_spanned!(ty.span()=> <#ty as ::toolgate::__private::ToolArgument<_>>::describe);
         // A header mirrors one plain value; the bound check says so at the argument's type.
         let header = arg.header.as_ref().map(|(header, _)| {
             let check = quote_spanned! {ty.span()=>
@@ -70,10 +69,19 @@ fn expand(tool: &Tool, user_fn: &syn::ItemFn) -> TokenStream {
                 __toolgate_schema.header(#arg_name, #header);
             }
         });
-        Some(quote! {
-            let __toolgate_arg_schema = #schema(__toolgate_schema.generator());
-            __toolgate_schema.argument(#arg_name, __toolgate_arg_schema, #description, #required);
+        quote! {
+            #describe(&mut __toolgate_schema, #arg_name, #description, #required);
             #header
+        }
+    });
+    // A description on an injected argument would be silently dropped: refuse it, there.
+    let described = tool.args.iter().filter_map(|arg| {
+        let ty = &arg.ty;
+        let description = arg.description.as_ref()?;
+        Some(quote_spanned! {description.span()=>
+            const _: () = ::toolgate::__private::assert_described_argument(
+                <#ty as ::toolgate::__private::ToolArgument<_>>::IN_SCHEMA,
+            );
         })
     });
     let refine = tool.refine_schema.as_ref().map(|path| {
@@ -85,11 +93,11 @@ fn expand(tool: &Tool, user_fn: &syn::ItemFn) -> TokenStream {
             __toolgate_refine(&mut __toolgate_finished);
         }
     });
-    let known_args = tool
-        .args
-        .iter()
-        .filter(|a| matches!(a.kind, ArgKind::Schema { .. }))
-        .map(|a| &a.name);
+    let arguments = tool.args.iter().map(|arg| {
+        let ty = &arg.ty;
+        let arg_name = &arg.name;
+        quote!((#arg_name, <#ty as ::toolgate::__private::ToolArgument<_>>::IN_SCHEMA))
+    });
     let bindings: Vec<_> = tool
         .args
         .iter()
@@ -98,17 +106,26 @@ fn expand(tool: &Tool, user_fn: &syn::ItemFn) -> TokenStream {
     let extract = tool.args.iter().zip(&bindings).map(|(arg, binding)| {
         let ty = &arg.ty;
         let arg_name = &arg.name;
-        let value = match arg.kind {
-            ArgKind::Schema { .. } => quote_spanned! {ty.span()=>
-                <#ty as ::toolgate::__private::ToolArgument>::parse(__toolgate_call.arguments().get(#arg_name), #arg_name)
-            },
-            ArgKind::Injected => quote_spanned! {ty.span()=>
-                <#ty as ::toolgate::__private::FromToolCall>::from_tool_call(&__toolgate_call)
-            },
+        let value = quote_spanned! {ty.span()=>
+            <#ty as ::toolgate::__private::ToolArgument<_>>::extract(&__toolgate_call, #arg_name)
         };
         quote!(let #binding: #ty = #value?;)
     });
     let (output_schema, convert) = output(&tool.output);
+    let arg_count = tool.args.len();
+    // Spanned at the fn's name, so a future that is not `Send` is reported there, with rustc's note
+    // on the value held across an await, rather than deep inside the boxing.
+    let handler_body = quote! {
+        // The guard runs before any argument is read, so no path reaches the body unchecked.
+        __toolgate_call.guard(__TOOLGATE_PERMISSIONS)?;
+        __toolgate_call.deny_unknown_arguments(&__TOOLGATE_KNOWN)?;
+        #(#extract)*
+        let __toolgate_out = #fn_ident(#(#bindings),*).await;
+        #convert
+    };
+    let handler_body = quote_spanned! {fn_ident.span()=>
+        ::toolgate::__private::tool_future(async move { #handler_body })
+    };
 
     quote! {
         #user_fn
@@ -121,10 +138,17 @@ fn expand(tool: &Tool, user_fn: &syn::ItemFn) -> TokenStream {
         #name_guard
 
         const _: () = {
+            #permissions
+            #(#described)*
+
+            const __TOOLGATE_ARGUMENTS: [(&str, bool); #arg_count] = [#(#arguments),*];
+            const __TOOLGATE_KNOWN: [&str; ::toolgate::__private::count_schema_arguments(&__TOOLGATE_ARGUMENTS)] =
+                ::toolgate::__private::schema_arguments(&__TOOLGATE_ARGUMENTS);
+
             static __TOOLGATE_DEF: ::toolgate::__private::ToolDef = ::toolgate::__private::ToolDef {
                 name: #name,
                 description: #description,
-                permissions: &[#(#permissions),*],
+                permissions: __TOOLGATE_PERMISSIONS,
                 rust_path: ::core::concat!(::core::module_path!(), "::", #fn_name),
                 input_schema: __toolgate_input_schema,
                 output_schema: #output_schema,
@@ -151,16 +175,36 @@ fn expand(tool: &Tool, user_fn: &syn::ItemFn) -> TokenStream {
             fn __toolgate_handler(
                 __toolgate_call: ::toolgate::__private::ToolCall,
             ) -> ::toolgate::__private::ToolFuture {
-                ::std::boxed::Box::pin(async move {
-                    // The guard runs before any argument is read, so no path reaches the body unchecked.
-                    __toolgate_call.guard(&[#(#permissions),*])?;
-                    __toolgate_call.deny_unknown_arguments(&[#(#known_args),*])?;
-                    #(#extract)*
-                    let __toolgate_out = #fn_ident(#(#bindings),*).await;
-                    #convert
-                })
+                #handler_body
             }
         };
+    }
+}
+
+/// The tool's permissions as one constant, so each path in the list is resolved and type-checked
+/// once (one error per mistake), plus the assertion that no scope is listed twice.
+fn permissions(permissions: &Permissions) -> TokenStream {
+    let elements = permissions.elements.iter().map(|element| match element {
+        PermissionElement::Literal(lit) => {
+            quote!(::toolgate::__private::Permission::literal(#lit))
+        }
+        // Spanned at the path, so a constant of another type is reported there.
+        PermissionElement::Path(path) => {
+            quote_spanned!(path.span()=> ::toolgate::__private::permission(&#path))
+        }
+    });
+    // Literals are compared by the macro; a constant's scope is known only to const evaluation.
+    let distinct = permissions
+        .span
+        .filter(|_| permissions.has_paths())
+        .map(|span| {
+            quote_spanned! {span=>
+                const _: () = ::toolgate::__private::assert_distinct(__TOOLGATE_PERMISSIONS);
+            }
+        });
+    quote! {
+        const __TOOLGATE_PERMISSIONS: &[::toolgate::__private::Permission] = &[#(#elements),*];
+        #distinct
     }
 }
 
@@ -241,7 +285,10 @@ mod tests {
         .to_string();
         assert!(!out.contains("compile_error"), "{out}");
         assert!(out.contains("inventory :: submit"), "{out}");
-        assert!(out.contains("\"tool:add\""), "{out}");
+        assert!(
+            out.contains("Permission :: literal (\"tool:add\")"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -306,19 +353,29 @@ mod tests {
     }
 
     #[test]
-    fn injected_arguments_stay_out_of_the_schema() {
+    fn the_argument_type_decides_injection_not_its_name() {
         let out = mcp_tool(
             quote!(description = "d"),
             quote!(
                 async fn f(token: toolgate::AccessToken, #[arg(description = "n")] n: Option<u8>) {}
             ),
         )
-        .to_string();
-        assert!(out.contains("FromToolCall"), "{out}");
-        assert!(out.contains("argument (\"n\""), "{out}");
-        assert!(!out.contains("argument (\"token\""), "{out}");
+        .to_string()
+        .replace(' ', "");
+        // Both go through their `ToolArgument` impl; none is singled out by its name.
+        for ty in ["toolgate::AccessToken", "Option<u8>"] {
+            let judged = format!("<{ty}as::toolgate::__private::ToolArgument<_>>");
+            assert!(out.contains(&format!("{judged}::IN_SCHEMA")), "{out}");
+            assert!(out.contains(&format!("{judged}::describe")), "{out}");
+            assert!(out.contains(&format!("{judged}::extract")), "{out}");
+        }
+        // A description is only accepted where the type says the argument is in the schema.
         assert!(
-            !out.contains("# [arg"),
+            out.contains("assert_described_argument(<Option<u8>as"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("#[arg"),
             "the #[arg] attribute must be stripped: {out}"
         );
     }

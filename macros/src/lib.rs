@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Keys: `name` (default: the fn's name), `description` (default: the doc comment), `permissions`
-//! (string literals, each an OAuth scope token; all are required of the caller), `refine_schema`
+//! (paths to `toolgate::Permission` constants and string literals, mixed; each an OAuth scope
+//! token, none twice; all are required of the caller, or a permission implying them), `refine_schema`
 //! (the path of a `fn(&mut serde_json::Map<String, serde_json::Value>)` that adds keywords, such as
 //! `allOf` or `if`/`then`/`else`, to the generated input schema). An argument takes
 //! `#[arg(description = "...")]` and, for a `String`, integer or `bool`, `#[arg(header = "Name")]`:

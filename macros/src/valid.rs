@@ -8,19 +8,40 @@ use syn::{Expr, Ident, Type};
 use crate::ast::{Attr, ToolFn};
 use crate::ctxt::Ctxt;
 
-/// Runtime types injected rather than read from the arguments object.
-const EXTRACTORS: [&str; 2] = ["AccessToken", "ToolContext"];
 const MAX_NAME_LEN: usize = 128;
 
 pub struct Tool {
     pub name: String,
     pub name_span: Span,
     pub description: String,
-    pub permissions: Vec<String>,
+    pub permissions: Permissions,
     pub args: Vec<ToolArg>,
     pub output: Output,
     /// A fn that adds keywords to the generated input schema.
     pub refine_schema: Option<syn::ExprPath>,
+}
+
+/// `permissions = [...]`: literals and paths to `toolgate::Permission` constants, in order.
+#[derive(Default)]
+pub struct Permissions {
+    pub elements: Vec<PermissionElement>,
+    /// The list, where a repeat that only const evaluation can see is reported.
+    pub span: Option<Span>,
+}
+
+pub enum PermissionElement {
+    /// Checked here as an OAuth scope token.
+    Literal(syn::LitStr),
+    /// Checked by the type checker (is it a `Permission`?) and by const evaluation (its scope).
+    Path(syn::ExprPath),
+}
+
+impl Permissions {
+    pub fn has_paths(&self) -> bool {
+        self.elements
+            .iter()
+            .any(|e| matches!(e, PermissionElement::Path(_)))
+    }
 }
 
 pub struct ToolArg {
@@ -28,15 +49,12 @@ pub struct ToolArg {
     /// The property name in the input schema.
     pub name: String,
     pub ty: Type,
-    pub description: Option<String>,
+    pub description: Option<syn::LitStr>,
     /// The `Mcp-Param-` header name that mirrors this argument, with the span to point at.
     pub header: Option<(String, Span)>,
-    pub kind: ArgKind,
-}
-
-pub enum ArgKind {
-    Schema { required: bool },
-    Injected,
+    /// Whether the schema lists it as required, when it is a schema argument at all: that is the
+    /// type's `toolgate::ToolArgument` impl to say, in the expansion.
+    pub required: bool,
 }
 
 // One value per macro call: boxing would buy nothing.
@@ -227,33 +245,46 @@ fn description(cx: &mut Ctxt, attr: &Attr, tool: &ToolFn) -> Option<String> {
     }
 }
 
-fn permissions(cx: &mut Ctxt, attr: &Attr) -> Vec<String> {
+fn permissions(cx: &mut Ctxt, attr: &Attr) -> Permissions {
     let Some(expr) = &attr.permissions else {
-        return Vec::new();
+        return Permissions::default();
     };
     let Expr::Array(array) = expr else {
         cx.error_spanned_by(
             expr,
-            "`permissions` takes a list of string literals, like `permissions = [\"tool:read\"]`",
+            "`permissions` takes a list of permissions, like `permissions = [READ, \"tool:write\"]`",
         );
-        return Vec::new();
+        return Permissions::default();
     };
     if array.elems.is_empty() {
         cx.error_spanned_by(array, "`permissions` is empty: list at least one permission, or remove the key to let any signed-in caller use the tool");
-        return Vec::new();
+        return Permissions::default();
     }
+    let mut permissions = Permissions {
+        elements: Vec::new(),
+        span: Some(array.bracket_token.span.join()),
+    };
     let mut seen: Vec<String> = Vec::new();
     for element in &array.elems {
-        let Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Str(lit),
-            ..
-        }) = element
-        else {
-            cx.error_spanned_by(
-                element,
-                "each permission must be a string literal, like `\"tool:read\"`",
-            );
-            continue;
+        let lit = match element {
+            Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(lit),
+                ..
+            }) => lit,
+            Expr::Path(path) => {
+                permissions
+                    .elements
+                    .push(PermissionElement::Path(path.clone()));
+                continue;
+            }
+            other => {
+                cx.error_spanned_by(
+                    other,
+                    "each permission must be the path of a `toolgate::Permission` constant, like \
+                     `READ`, or a string literal, like `\"tool:read\"`",
+                );
+                continue;
+            }
         };
         let value = lit.value();
         if value.is_empty() {
@@ -282,9 +313,12 @@ fn permissions(cx: &mut Ctxt, attr: &Attr) -> Vec<String> {
             );
         } else {
             seen.push(value);
+            permissions
+                .elements
+                .push(PermissionElement::Literal(lit.clone()));
         }
     }
-    seen
+    permissions
 }
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
@@ -313,36 +347,22 @@ fn tool_arg(cx: &mut Ctxt, arg: &crate::ast::Arg) -> Option<ToolArg> {
     }
     let name = ident.to_string();
     let name = name.strip_prefix("r#").map(str::to_owned).unwrap_or(name);
-    let injected = is_extractor(&arg.ty);
     let header = arg.header.as_ref().and_then(|lit| {
         let value = lit.value();
-        if injected {
-            cx.error_spanned_by(lit, "this argument is injected by the runtime and is not in the schema: remove its header");
-            None
-        } else if let Some(bad) = value.chars().find(|c| !is_token_char(*c)) {
+        if let Some(bad) = value.chars().find(|c| !is_token_char(*c)) {
             cx.error_spanned_by(lit, format!("`{bad}` cannot be in an HTTP header name: use letters, digits and `-`, like `header = \"Region\"`"));
             None
         } else {
             Some((value, lit.span()))
         }
     });
-    let kind = if injected {
-        if let Some(d) = &arg.description {
-            cx.error_spanned_by(d, "this argument is injected by the runtime and is not in the schema: remove its description");
-        }
-        ArgKind::Injected
-    } else {
-        ArgKind::Schema {
-            required: !is_option(&arg.ty),
-        }
-    };
     Some(ToolArg {
         ident,
         name,
         ty: arg.ty.clone(),
-        description: arg.description.as_ref().map(|d| d.value()),
+        description: arg.description.clone(),
         header,
-        kind,
+        required: !is_option(&arg.ty),
     })
 }
 
@@ -367,20 +387,6 @@ fn generic_types(segment: &syn::PathSegment) -> Vec<&Type> {
             .collect(),
         _ => Vec::new(),
     }
-}
-
-fn is_extractor(ty: &Type) -> bool {
-    let Some(segment) = last_segment(ty) else {
-        return false;
-    };
-    let name = segment.ident.to_string();
-    if EXTRACTORS.contains(&name.as_str()) {
-        return true;
-    }
-    name == "Option"
-        && generic_types(segment)
-            .first()
-            .is_some_and(|inner| is_extractor(inner))
 }
 
 fn is_option(ty: &Type) -> bool {
@@ -421,21 +427,6 @@ mod tests {
         );
         for bad in [' ', '"', '\\', 'é', '\n', '\x7f'] {
             assert!(!is_scope_char(bad), "{bad:?} must be refused");
-        }
-    }
-
-    #[test]
-    fn extractors_are_recognised_by_their_last_segment() {
-        for ty in [
-            "AccessToken",
-            "toolgate::AccessToken",
-            "Option<AccessToken>",
-            "ToolContext",
-        ] {
-            assert!(is_extractor(&syn::parse_str(ty).unwrap()), "{ty}");
-        }
-        for ty in ["i64", "Option<i64>", "Vec<AccessToken>", "String"] {
-            assert!(!is_extractor(&syn::parse_str(ty).unwrap()), "{ty}");
         }
     }
 }

@@ -20,6 +20,14 @@ pub enum Error {
         /// The second fn.
         second: &'static str,
     },
+    /// One permission scope is declared twice with different descriptions or implications.
+    #[error(
+        "the permission `{scope}` is declared twice with different descriptions or implications: declare it once, as one `toolgate::Permission` constant"
+    )]
+    ConflictingPermission {
+        /// The scope.
+        scope: &'static str,
+    },
     /// The identity provider could not be set up.
     #[error(transparent)]
     Auth(#[from] AuthError),

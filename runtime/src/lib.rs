@@ -21,19 +21,21 @@ mod config;
 mod error;
 mod net;
 mod oauth;
+mod permission;
 mod server;
 mod storage;
 mod tool;
 
 pub use auth::{
     AccessToken, AccessTokenRejection, Audience, Auth0Provider, Auth0Settings, AuthError,
-    AuthProvider, Challenge, Claims, KNOWN_PROVIDERS, SecretString, UserInfo, get_auth_provider,
-    require_permissions,
+    AuthProvider, Challenge, Claims, KNOWN_PROVIDERS, SecretString, UserInfo, UserInfoError,
+    get_auth_provider, require_permissions,
 };
 pub use config::{
     AuthConfig, Config, ConfigError, DEFAULT_BASE_URL, ProviderConfig, RedisConfig, TlsTrust,
 };
 pub use error::Error;
+pub use permission::{MissingPermissions, Permission};
 pub use server::{DEFAULT_BODY_LIMIT, Server, ServerBuilder};
 pub use storage::{
     EncryptedStore, MemoryStore, RedisStore, StorageKeyError, Store, StoreError, StoreLock,
@@ -53,10 +55,11 @@ pub mod __private {
     pub use inventory;
     pub use rmcp::model::JsonObject;
 
-    pub use crate::tool::context::FromToolCall;
+    pub use crate::permission::{IsPermission, Permission, assert_distinct, permission};
     pub use crate::tool::{
-        HeaderArgument, InputSchema, Tool, ToolArgument, ToolCall, ToolDef, ToolFuture, ToolOutput,
-        ToolRegistration, assert_header_argument,
+        FromArguments, HeaderArgument, Injected, InputSchema, Tool, ToolArgument, ToolCall,
+        ToolDef, ToolFuture, ToolOutput, ToolRegistration, assert_described_argument,
+        assert_header_argument, count_schema_arguments, schema_arguments, tool_future,
     };
 
     /// Converts a tool's `Err` value.

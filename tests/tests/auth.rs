@@ -30,7 +30,7 @@ async fn needs_both() -> String {
 
 #[mcp_tool(description = "The caller's profile", permissions = ["tool:get_user_info"])]
 async fn profile(token: AccessToken) -> Result<UserInfo, ToolError> {
-    token.user_info().await
+    Ok(token.user_info().await?)
 }
 
 struct Setup {

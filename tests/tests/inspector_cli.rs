@@ -19,7 +19,7 @@ async fn add(a: i64, b: i64) -> i64 {
 
 #[mcp_tool(name = "get_user_info", description = "The caller's Auth0 profile", permissions = ["tool:get_user_info"])]
 async fn get_user_info(token: AccessToken) -> Result<UserInfo, ToolError> {
-    token.user_info().await
+    Ok(token.user_info().await?)
 }
 
 #[mcp_tool(description = "Needs the admin permission", permissions = ["tool:admin"])]

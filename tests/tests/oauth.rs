@@ -27,7 +27,7 @@ async fn raw_token(token: AccessToken) -> String {
 
 #[mcp_tool(description = "The caller's profile", permissions = ["tool:get_user_info"])]
 async fn get_user_info(token: AccessToken) -> Result<UserInfo, ToolError> {
-    token.user_info().await
+    Ok(token.user_info().await?)
 }
 
 const REDIRECT: &str = "http://127.0.0.1:7777/callback";

@@ -12,7 +12,7 @@ pub use challenge::Challenge;
 pub use token::{
     AccessToken, AccessTokenRejection, Audience, Claims, SecretString, require_permissions,
 };
-pub use userinfo::UserInfo;
+pub use userinfo::{UserInfo, UserInfoError};
 
 use std::sync::Arc;
 

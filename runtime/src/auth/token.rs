@@ -1,5 +1,5 @@
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
@@ -8,8 +8,8 @@ use http::request::Parts;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::userinfo::{UserInfo, UserInfoClient};
-use crate::tool::{ToolError, ToolErrorKind};
+use super::userinfo::{UserInfo, UserInfoClient, UserInfoError};
+use crate::permission::{MissingPermissions, PermissionPolicy};
 
 /// A secret string: `Debug` and `Display` never show it; `.secret()` is the one way in.
 #[derive(Clone, PartialEq, Eq)]
@@ -99,30 +99,57 @@ pub(crate) struct TokenInner {
 /// The caller's verified access token. Take it as a tool argument (it is injected, not part of the
 /// schema) or as an axum extractor behind toolgate's router. Cloning is cheap.
 #[derive(Clone)]
-pub struct AccessToken(pub(crate) Arc<TokenInner>);
+pub struct AccessToken {
+    inner: Arc<TokenInner>,
+    /// The permission policy of the server that received the token; exact matching without one.
+    policy: Option<Arc<PermissionPolicy>>,
+}
+
+/// The policy of a token no server has seen: it knows no implications.
+static EXACT: LazyLock<PermissionPolicy> = LazyLock::new(PermissionPolicy::exact);
 
 impl AccessToken {
     pub(crate) fn new(raw: String, claims: Claims, userinfo: Option<Arc<UserInfoClient>>) -> Self {
-        Self(Arc::new(TokenInner {
-            raw: SecretString(raw),
-            claims,
-            userinfo,
-        }))
+        Self {
+            inner: Arc::new(TokenInner {
+                raw: SecretString(raw),
+                claims,
+                userinfo,
+            }),
+            policy: None,
+        }
+    }
+
+    /// The same token, judged by a server's permission policy (its catalog's implications).
+    pub(crate) fn with_policy(mut self, policy: Arc<PermissionPolicy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Whether the token satisfies `required`, by the policy of the server that received it.
+    pub(crate) fn check_permissions<R: AsRef<str>>(
+        &self,
+        required: &[R],
+    ) -> Result<(), MissingPermissions> {
+        self.policy
+            .as_deref()
+            .unwrap_or(&EXACT)
+            .check(self.permissions(), required)
     }
 
     /// The raw token, as the caller sent it.
     pub fn token(&self) -> &SecretString {
-        &self.0.raw
+        &self.inner.raw
     }
 
     /// The verified claims.
     pub fn claims(&self) -> &Claims {
-        &self.0.claims
+        &self.inner.claims
     }
 
     /// The `scope` claim, split on spaces.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.0
+        self.inner
             .claims
             .scope
             .as_deref()
@@ -133,24 +160,23 @@ impl AccessToken {
 
     /// The `permissions` claim.
     pub fn permissions(&self) -> &[String] {
-        &self.0.claims.permissions
+        &self.inner.claims.permissions
     }
 
-    /// True when every one of `required` is in the `permissions` claim (exact, case-sensitive match).
-    pub fn has_permissions(&self, required: &[&str]) -> bool {
-        required
-            .iter()
-            .all(|r| self.0.claims.permissions.iter().any(|p| p == r))
+    /// True when the token holds every one of `required` (scopes or [`Permission`]s), each in its
+    /// `permissions` claim (exact, case-sensitive) or implied by one there.
+    ///
+    /// [`Permission`]: crate::Permission
+    pub fn has_permissions<R: AsRef<str>>(&self, required: &[R]) -> bool {
+        self.check_permissions(required).is_ok()
     }
 
     /// The caller's profile from the identity provider's `/userinfo`, called with this token. Cached
-    /// per token (until it expires, at most 10 minutes); concurrent calls share one request.
-    pub async fn user_info(&self) -> Result<UserInfo, ToolError> {
-        let Some(client) = &self.0.userinfo else {
-            return Err(ToolError::with_kind(
-                ToolErrorKind::UserInfoUnavailable,
-                "this token's issuer has no userinfo endpoint",
-            ));
+    /// per token (until it expires, at most 10 minutes); concurrent calls share one request. In a
+    /// tool, `?` turns the error into a `ToolError` that keeps its kind.
+    pub async fn user_info(&self) -> Result<UserInfo, UserInfoError> {
+        let Some(client) = &self.inner.userinfo else {
+            return Err(UserInfoError::NoEndpoint);
         };
         client.fetch(self).await
     }
@@ -159,30 +185,25 @@ impl AccessToken {
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccessToken")
-            .field("token", &self.0.raw)
-            .field("sub", &self.0.claims.sub)
-            .field("iss", &self.0.claims.iss)
-            .field("permissions", &self.0.claims.permissions)
+            .field("token", &self.inner.raw)
+            .field("sub", &self.inner.claims.sub)
+            .field("iss", &self.inner.claims.iss)
+            .field("permissions", &self.inner.claims.permissions)
             .finish_non_exhaustive()
     }
 }
 
-/// The check behind `permissions = [...]`, for hand-written code: every listed permission must be in
-/// the token's `permissions` claim. A permission that appears only in `scope` does not count.
-pub fn require_permissions(token: &AccessToken, required: &[&str]) -> Result<(), ToolError> {
-    let missing: Vec<&str> = required
-        .iter()
-        .copied()
-        .filter(|r| !token.0.claims.permissions.iter().any(|p| p == r))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    Err(ToolError::with_kind(
-        ToolErrorKind::PermissionDenied,
-        format!("permission denied: missing {}", missing.join(", ")),
-    )
-    .with_data(serde_json::json!({ "missing_permissions": missing })))
+/// The check behind `permissions = [...]`, for hand-written code: the token must hold every listed
+/// permission (scopes or [`Permission`]s) in its `permissions` claim, or one that implies it. A
+/// permission that appears only in `scope` does not count. In a tool, `?` turns the error into a
+/// permission-denied `ToolError`.
+///
+/// [`Permission`]: crate::Permission
+pub fn require_permissions<R: AsRef<str>>(
+    token: &AccessToken,
+    required: &[R],
+) -> Result<(), MissingPermissions> {
+    token.check_permissions(required)
 }
 
 /// Why an axum handler could not get an `AccessToken`.

@@ -7,7 +7,6 @@ use serde_json::{Map, Value};
 
 use super::AccessToken;
 use crate::net::{OutboundHttp, send};
-use crate::tool::{ToolError, ToolErrorKind};
 
 /// How long a profile is reused at most, whatever the token's lifetime.
 const PROFILE_TTL: Duration = Duration::from_secs(600);
@@ -38,6 +37,61 @@ pub struct UserInfo {
     /// Every other field.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// Why `AccessToken::user_info` has no profile. In a tool, `?` turns it into a failed tool result
+/// whose `_meta` names it (`toolgate/error`: `userinfo_unauthorized`, ...).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UserInfoError {
+    /// The token's issuer has no `/userinfo` endpoint.
+    #[error("this token's issuer has no userinfo endpoint")]
+    NoEndpoint,
+    /// The endpoint could not be reached.
+    #[error("the identity provider's userinfo endpoint could not be reached")]
+    Unreachable,
+    /// The identity provider refused the token (401 or 403).
+    #[error(
+        "the identity provider refused this token at userinfo (HTTP {status}); sign in again with the `openid` scope"
+    )]
+    Unauthorized {
+        /// The status it answered.
+        status: http::StatusCode,
+    },
+    /// The identity provider is rate-limiting (429).
+    #[error("the identity provider is rate-limiting userinfo requests; try again later")]
+    RateLimited {
+        /// Its `Retry-After`, in seconds, when it sent one.
+        retry_after_seconds: Option<u64>,
+    },
+    /// The endpoint failed with another status.
+    #[error("the identity provider's userinfo endpoint failed (HTTP {status})")]
+    Failed {
+        /// The status it answered.
+        status: http::StatusCode,
+    },
+    /// The answer was not a profile.
+    #[error("the identity provider's userinfo response was not a profile")]
+    NotAProfile,
+    /// The profile belongs to another subject than the token's.
+    #[error(
+        "the identity provider returned a profile for a different user than the token's subject"
+    )]
+    SubjectMismatch,
+}
+
+impl UserInfoError {
+    /// A stable machine-readable name, sent in a failed tool result's `_meta`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized { .. } => "userinfo_unauthorized",
+            Self::RateLimited { .. } => "userinfo_rate_limited",
+            Self::SubjectMismatch => "userinfo_subject_mismatch",
+            Self::NoEndpoint | Self::Unreachable | Self::Failed { .. } | Self::NotAProfile => {
+                "userinfo_unavailable"
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -79,7 +133,7 @@ impl UserInfoClient {
         }
     }
 
-    pub(crate) async fn fetch(&self, token: &AccessToken) -> Result<UserInfo, ToolError> {
+    pub(crate) async fn fetch(&self, token: &AccessToken) -> Result<UserInfo, UserInfoError> {
         let key = token.token().secret().to_owned();
         self.cache
             .try_get_with(key, self.request(token))
@@ -88,7 +142,7 @@ impl UserInfoClient {
             .map_err(|error| (*error).clone())
     }
 
-    async fn request(&self, token: &AccessToken) -> Result<CachedProfile, ToolError> {
+    async fn request(&self, token: &AccessToken) -> Result<CachedProfile, UserInfoError> {
         let response = send(
             self.http
                 .get(&self.endpoint)
@@ -98,54 +152,31 @@ impl UserInfoClient {
         .await
         .map_err(|error| {
             tracing::warn!(%error, "userinfo request failed");
-            ToolError::with_kind(
-                ToolErrorKind::UserInfoUnavailable,
-                "the identity provider's userinfo endpoint could not be reached",
-            )
+            UserInfoError::Unreachable
         })?;
         let status = response.status();
         match status.as_u16() {
             200 => {}
-            401 | 403 => {
-                return Err(ToolError::with_kind(
-                    ToolErrorKind::UserInfoUnauthorized,
-                    format!(
-                        "the identity provider refused this token at userinfo (HTTP {status}); sign in again with the `openid` scope"
-                    ),
-                ));
-            }
+            401 | 403 => return Err(UserInfoError::Unauthorized { status }),
             429 => {
-                let retry_after = response
+                let retry_after_seconds = response
                     .headers()
                     .get(http::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok());
-                return Err(ToolError::with_kind(
-                    ToolErrorKind::UserInfoRateLimited,
-                    "the identity provider is rate-limiting userinfo requests; try again later",
-                )
-                .with_data(serde_json::json!({ "retry_after_seconds": retry_after })));
+                return Err(UserInfoError::RateLimited {
+                    retry_after_seconds,
+                });
             }
-            _ => {
-                return Err(ToolError::with_kind(
-                    ToolErrorKind::UserInfoUnavailable,
-                    format!("the identity provider's userinfo endpoint failed (HTTP {status})"),
-                ));
-            }
+            _ => return Err(UserInfoError::Failed { status }),
         }
         let info: UserInfo = response.json().await.map_err(|error| {
             tracing::warn!(%error, "userinfo returned a body that is not a profile");
-            ToolError::with_kind(
-                ToolErrorKind::UserInfoUnavailable,
-                "the identity provider's userinfo response was not a profile",
-            )
+            UserInfoError::NotAProfile
         })?;
         if info.sub != token.claims().sub {
             tracing::warn!("userinfo returned a profile for another subject; refusing it");
-            return Err(ToolError::with_kind(
-                ToolErrorKind::UserInfoMismatch,
-                "the identity provider returned a profile for a different user than the token's subject",
-            ));
+            return Err(UserInfoError::SubjectMismatch);
         }
         let now = Instant::now();
         let token_left = u64::try_from(token.claims().exp - unix_now()).unwrap_or(0);

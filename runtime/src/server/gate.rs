@@ -195,7 +195,8 @@ pub(crate) async fn gate(
             );
         }
         (Some(provider), Bearer::One(raw)) => match provider.verify(raw).await {
-            Ok(token) => Some(token),
+            // From here on the token is judged by this server's permission catalog.
+            Ok(token) => Some(token.with_policy(shared.registry.policy().clone())),
             Err(AuthError::Invalid(reason)) => {
                 tracing::debug!(%reason, "refused a bearer token");
                 return shared.challenge.unauthorized(
@@ -247,10 +248,11 @@ fn precheck(shared: &Shared, token: &AccessToken, body: &[u8]) -> Option<Respons
     let name = peek.params?.name?;
     let tool = shared.registry.get(&name)?;
     let needed = tool.def.permissions;
-    if token.has_permissions(needed) {
-        return None;
-    }
-    Some(shared.challenge.insufficient_scope(tool.def.name, needed))
+    token.check_permissions(needed).err()?;
+    // The challenge names everything the tool declares, not only what is missing, so a client that
+    // asks again for these scopes gets a token that is enough.
+    let scopes: Vec<&str> = needed.iter().map(|p| p.scope()).collect();
+    Some(shared.challenge.insufficient_scope(tool.def.name, &scopes))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::Shared;
 use crate::auth::AccessToken;
+use crate::permission::Permission;
 use crate::tool::{LogLevel, SessionLogLevel, ToolCall};
 
 /// How long a client may reuse a `tools/list` answer: the list is fixed for the life of the
@@ -34,12 +35,15 @@ impl ToolgateHandler {
         }
     }
 
-    /// Tools that declare permissions are callable only with auth on and a token that holds them.
-    fn may_call(&self, permissions: &[&str], token: Option<&AccessToken>) -> bool {
-        if permissions.is_empty() {
-            return true;
+    /// Tools that declare permissions are callable only with auth on and a token that satisfies
+    /// them (by the server's policy, which the gate attached to the token).
+    fn may_call(&self, permissions: &[Permission], token: Option<&AccessToken>) -> bool {
+        match token {
+            Some(token) if self.shared.auth_enabled() => {
+                token.check_permissions(permissions).is_ok()
+            }
+            _ => permissions.is_empty(),
         }
-        self.shared.auth_enabled() && token.is_some_and(|t| t.has_permissions(permissions))
     }
 }
 
@@ -127,7 +131,7 @@ impl ServerHandler for ToolgateHandler {
                 Some(json!({ "tool": request.name })),
             ));
         };
-        if !tool.def.permissions.is_empty() && !self.shared.auth_enabled() {
+        if !self.shared.auth_enabled() && !self.may_call(tool.def.permissions, None) {
             // Fail closed: with auth off nobody can hold a permission.
             return Err(ErrorData::invalid_params(
                 format!(

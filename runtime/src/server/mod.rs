@@ -19,6 +19,7 @@ use crate::Error;
 use crate::auth::{Auth0Provider, AuthProvider, Challenge, get_auth_provider};
 use crate::config::{Config, ProviderConfig};
 use crate::oauth::{self, OAuth, ProxyProvider};
+use crate::permission::Permission;
 use crate::storage::{EncryptedStore, MemoryStore, RedisStore, Store};
 use crate::tool::{Registry, Tool, ToolDef};
 
@@ -70,6 +71,8 @@ pub struct ServerBuilder {
     body_limit: usize,
     store: Option<Arc<dyn Store>>,
     registrations_per_minute: u32,
+    /// Catalog entries no tool requires.
+    permissions: Vec<Permission>,
 }
 
 impl Server {
@@ -90,6 +93,7 @@ impl Server {
             body_limit: DEFAULT_BODY_LIMIT,
             store: None,
             registrations_per_minute: oauth::DEFAULT_REGISTRATIONS_PER_MINUTE,
+            permissions: Vec::new(),
         }
     }
 
@@ -286,6 +290,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Adds permissions to the catalog that no tool requires itself: a permission that only implies
+    /// others (an administrator's, say) grants them only once the server knows it. Like the tools'
+    /// permissions, they are listed by `declared_permissions` and in `scopes_supported`.
+    pub fn permissions(mut self, permissions: &[Permission]) -> Self {
+        self.permissions.extend_from_slice(permissions);
+        self
+    }
+
     /// How many client registrations one address may make per minute (default 20).
     pub fn registrations_per_minute(mut self, limit: u32) -> Self {
         self.registrations_per_minute = limit;
@@ -303,7 +315,8 @@ impl ServerBuilder {
         let registry = match self.tools {
             ToolSelection::Linked => Registry::from_linked()?,
             ToolSelection::Explicit(defs) => Registry::new(defs)?,
-        };
+        }
+        .with_permissions(&self.permissions)?;
         let base = self.config.base_url();
         let mut scopes: Vec<String> = ["openid", "profile", "email"].map(String::from).to_vec();
         scopes.extend(

@@ -11,10 +11,12 @@ use rmcp::model::{
 use rmcp::service::{Peer, RequestContext};
 use serde::Serialize;
 
-use super::ToolError;
 use super::input::{self, Answers, ClientInput, Questions};
 use super::logging::{LogLevel, SessionLogLevel};
-use crate::auth::{AccessToken, require_permissions};
+use super::schema::Injected;
+use super::{InputSchema, ToolArgument, ToolError};
+use crate::auth::AccessToken;
+use crate::permission::Permission;
 
 /// One `tools/call` as the generated wrapper sees it: the raw arguments, the caller's verified token (if
 /// any) and the MCP request context.
@@ -74,21 +76,23 @@ impl ToolCall {
     }
 
     /// The guard every generated wrapper runs first: with no permissions declared any caller passes
-    /// (authentication is the HTTP layer's job); otherwise a token holding every permission is needed.
-    pub fn guard(&self, permissions: &[&str]) -> Result<(), ToolError> {
-        if permissions.is_empty() {
-            return Ok(());
-        }
+    /// (authentication is the HTTP layer's job); otherwise the token must satisfy them, by the
+    /// permission policy of the server that received it.
+    pub fn guard(&self, permissions: &[Permission]) -> Result<(), ToolError> {
         match &self.token {
-            Some(token) => require_permissions(token, permissions),
-            None => Err(ToolError::with_kind(
-                super::ToolErrorKind::Unauthenticated,
-                format!(
-                    "tool `{}` requires the permissions {permissions:?}, and this request carries no \
-                     verified access token",
-                    self.tool
-                ),
-            )),
+            Some(token) => Ok(token.check_permissions(permissions)?),
+            None if permissions.is_empty() => Ok(()),
+            None => {
+                let scopes: Vec<&str> = permissions.iter().map(Permission::scope).collect();
+                Err(ToolError::with_kind(
+                    super::ToolErrorKind::Unauthenticated,
+                    format!(
+                        "tool `{}` requires the permissions {scopes:?}, and this request carries \
+                         no verified access token",
+                        self.tool
+                    ),
+                ))
+            }
         }
     }
 
@@ -119,19 +123,10 @@ impl ToolCall {
     }
 }
 
-/// Extracts runtime-provided values (the token, the request context) into tool arguments.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be injected into a tool",
-    label = "not a toolgate extractor",
-    note = "injected arguments are `toolgate::AccessToken`, `Option<toolgate::AccessToken>` and `toolgate::ToolContext`"
-)]
-pub trait FromToolCall: Sized {
-    /// Takes the value out of the call.
-    fn from_tool_call(call: &ToolCall) -> Result<Self, ToolError>;
-}
+impl ToolArgument<Injected> for AccessToken {
+    const IN_SCHEMA: bool = false;
 
-impl FromToolCall for AccessToken {
-    fn from_tool_call(call: &ToolCall) -> Result<Self, ToolError> {
+    fn extract(call: &ToolCall, _name: &str) -> Result<Self, ToolError> {
         call.token.clone().ok_or_else(|| {
             ToolError::with_kind(
                 super::ToolErrorKind::Unauthenticated,
@@ -143,12 +138,18 @@ impl FromToolCall for AccessToken {
             )
         })
     }
+
+    fn describe(_: &mut InputSchema, _: &str, _: Option<&str>, _: bool) {}
 }
 
-impl FromToolCall for Option<AccessToken> {
-    fn from_tool_call(call: &ToolCall) -> Result<Self, ToolError> {
+impl ToolArgument<Injected> for Option<AccessToken> {
+    const IN_SCHEMA: bool = false;
+
+    fn extract(call: &ToolCall, _name: &str) -> Result<Self, ToolError> {
         Ok(call.token.clone())
     }
+
+    fn describe(_: &mut InputSchema, _: &str, _: Option<&str>, _: bool) {}
 }
 
 /// The MCP request behind a tool call: lets a tool talk back to the client while it runs (progress,
@@ -360,8 +361,10 @@ impl ToolContext {
     }
 }
 
-impl FromToolCall for ToolContext {
-    fn from_tool_call(call: &ToolCall) -> Result<Self, ToolError> {
+impl ToolArgument<Injected> for ToolContext {
+    const IN_SCHEMA: bool = false;
+
+    fn extract(call: &ToolCall, _name: &str) -> Result<Self, ToolError> {
         Ok(Self {
             tool: call.tool,
             context: call.context.clone(),
@@ -370,4 +373,6 @@ impl FromToolCall for ToolContext {
             session_log_level: call.session_log_level.clone(),
         })
     }
+
+    fn describe(_: &mut InputSchema, _: &str, _: Option<&str>, _: bool) {}
 }

@@ -1,3 +1,4 @@
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -6,6 +7,9 @@ use rmcp::model::{
     InputRequiredResult,
 };
 use serde_json::{Value, json};
+
+use crate::auth::UserInfoError;
+use crate::permission::MissingPermissions;
 
 /// Why a tool call failed. Most kinds become a tool result with `isError: true` (the caller's model
 /// sees the message); argument and permission problems become JSON-RPC errors, as MCP asks.
@@ -20,14 +24,6 @@ pub enum ToolErrorKind {
     PermissionDenied,
     /// The tool needs a signed-in caller and there is none.
     Unauthenticated,
-    /// The identity provider refused the token at `/userinfo` (401).
-    UserInfoUnauthorized,
-    /// The identity provider rate-limited `/userinfo` (429).
-    UserInfoRateLimited,
-    /// The identity provider's `/userinfo` failed or could not be reached.
-    UserInfoUnavailable,
-    /// The profile returned by `/userinfo` belongs to someone else.
-    UserInfoMismatch,
     /// The tool needs answers from the client first (sampling, elicitation, roots): the call ends
     /// with an `input_required` result and the client calls again with the answers.
     InputRequired,
@@ -45,10 +41,6 @@ impl ToolErrorKind {
             Self::InvalidArguments => "invalid_arguments",
             Self::PermissionDenied => "permission_denied",
             Self::Unauthenticated => "unauthenticated",
-            Self::UserInfoUnauthorized => "userinfo_unauthorized",
-            Self::UserInfoRateLimited => "userinfo_rate_limited",
-            Self::UserInfoUnavailable => "userinfo_unavailable",
-            Self::UserInfoMismatch => "userinfo_subject_mismatch",
             Self::InputRequired => "input_required",
             Self::MissingClientCapability => "missing_client_capability",
             Self::InvalidRequestState => "invalid_request_state",
@@ -63,6 +55,8 @@ impl ToolErrorKind {
 #[derive(Clone)]
 pub struct ToolError {
     kind: ToolErrorKind,
+    /// A finer name than the kind's, from the error it was made of (`userinfo_unauthorized`).
+    code: Option<&'static str>,
     message: Cow<'static, str>,
     data: Option<Value>,
     protocol: Option<Box<ProtocolReply>>,
@@ -85,6 +79,7 @@ impl ToolError {
     pub fn with_kind(kind: ToolErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             kind,
+            code: None,
             message: message.into(),
             data: None,
             protocol: None,
@@ -132,6 +127,12 @@ impl ToolError {
         self.kind
     }
 
+    /// A stable machine-readable name, sent in a failed result's `_meta` as `toolgate/error`: the
+    /// kind's, or a finer one from the error it was made of (`userinfo_rate_limited`).
+    pub fn code(&self) -> &'static str {
+        self.code.unwrap_or(self.kind.as_str())
+    }
+
     /// The message shown to the caller.
     pub fn message(&self) -> &str {
         &self.message
@@ -157,10 +158,11 @@ impl ToolError {
             ToolErrorKind::PermissionDenied | ToolErrorKind::Unauthenticated => Err(
                 ErrorData::new(ErrorCode::INVALID_REQUEST, self.message, self.data),
             ),
-            kind => {
+            _ => {
+                let code = self.code.unwrap_or(self.kind.as_str());
                 let mut result = CallToolResult::error(vec![ContentBlock::text(self.message)]);
                 let mut meta = rmcp::model::JsonObject::new();
-                meta.insert("toolgate/error".into(), json!(kind.as_str()));
+                meta.insert("toolgate/error".into(), json!(code));
                 if let Some(data) = self.data {
                     meta.insert("toolgate/detail".into(), data);
                 }
@@ -188,6 +190,30 @@ impl fmt::Debug for ToolError {
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for ToolError {
     fn from(error: E) -> Self {
-        Self::new(error.to_string())
+        from_auth(&error).unwrap_or_else(|| Self::new(error.to_string()))
     }
+}
+
+/// Auth's own errors as tool errors: the one place they are mapped. The blanket `From` above leaves
+/// no room for a `From` impl per type, so it asks here first.
+fn from_auth(error: &dyn Any) -> Option<ToolError> {
+    if let Some(missing) = error.downcast_ref::<MissingPermissions>() {
+        return Some(
+            ToolError::with_kind(ToolErrorKind::PermissionDenied, missing.to_string())
+                .with_data(json!({ "missing_permissions": missing.missing() })),
+        );
+    }
+    if let Some(error) = error.downcast_ref::<UserInfoError>() {
+        let mut tool_error = ToolError::new(error.to_string());
+        tool_error.code = Some(error.code());
+        if let UserInfoError::RateLimited {
+            retry_after_seconds,
+        } = error
+        {
+            tool_error =
+                tool_error.with_data(json!({ "retry_after_seconds": retry_after_seconds }));
+        }
+        return Some(tool_error);
+    }
+    None
 }

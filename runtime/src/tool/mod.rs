@@ -16,10 +16,15 @@ pub use logging::LogLevel;
 pub(crate) use logging::SessionLogLevel;
 pub use output::{Contents, ToolOutput};
 pub use registry::{Registry, ToolRegistration};
-pub use schema::{HeaderArgument, InputSchema, ToolArgument, assert_header_argument};
+pub use schema::{
+    FromArguments, HeaderArgument, Injected, InputSchema, ToolArgument, assert_described_argument,
+    assert_header_argument, count_schema_arguments, schema_arguments, tool_future,
+};
 
 use futures::future::BoxFuture;
 use rmcp::model::{CallToolResult, JsonObject};
+
+use crate::permission::Permission;
 
 /// The future a generated wrapper returns.
 pub type ToolFuture = BoxFuture<'static, Result<CallToolResult, ToolError>>;
@@ -30,8 +35,8 @@ pub struct ToolDef {
     pub name: &'static str,
     /// Shown to clients in `tools/list`.
     pub description: &'static str,
-    /// Every one must be in the caller's `permissions` claim.
-    pub permissions: &'static [&'static str],
+    /// The caller must hold every one, or a permission that implies it.
+    pub permissions: &'static [Permission],
     /// `module::fn`, so start-up errors can point at the code.
     pub rust_path: &'static str,
     /// JSON Schema of the arguments object.

@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -5,6 +6,7 @@ use rmcp::model::{JsonObject, Tool as McpTool};
 
 use super::ToolDef;
 use crate::Error;
+use crate::permission::{Catalog, Permission, PermissionPolicy};
 
 /// How `#[mcp_tool]` announces a tool to the linker-collected list.
 pub struct ToolRegistration(pub &'static ToolDef);
@@ -17,10 +19,13 @@ pub(crate) struct RegisteredTool {
     pub(crate) listing: McpTool,
 }
 
-/// The set of tools one server publishes.
+/// The set of tools one server publishes, and the permissions they use.
 pub struct Registry {
     tools: Vec<RegisteredTool>,
     by_name: HashMap<&'static str, usize>,
+    /// Every permission a tool or an `implies` uses, with its description.
+    permissions: Vec<(Permission, Cow<'static, str>)>,
+    policy: Arc<PermissionPolicy>,
 }
 
 impl Registry {
@@ -58,7 +63,39 @@ impl Registry {
             .enumerate()
             .map(|(i, t)| (t.def.name, i))
             .collect();
-        Ok(Self { tools, by_name })
+        let mut registry = Self {
+            tools,
+            by_name,
+            permissions: Vec::new(),
+            policy: Arc::default(),
+        };
+        registry.catalog(&[])?;
+        Ok(registry)
+    }
+
+    /// The same tools, with permissions of the catalog that no tool requires (see
+    /// `ServerBuilder::permissions`).
+    pub fn with_permissions(mut self, permissions: &[Permission]) -> Result<Self, Error> {
+        if !permissions.is_empty() {
+            self.catalog(permissions)?;
+        }
+        Ok(self)
+    }
+
+    /// Builds the catalog (every permission a tool, `extra` or an `implies` uses) and its policy.
+    fn catalog(&mut self, extra: &[Permission]) -> Result<(), Error> {
+        let used = self.tools.iter().flat_map(|t| t.def.permissions);
+        let catalog = Catalog::checked(used.chain(extra)).map_err(|conflict| {
+            Error::ConflictingPermission {
+                scope: conflict.scope,
+            }
+        })?;
+        self.permissions = catalog
+            .iter()
+            .map(|p| (*p, describe(p, &catalog, &self.tools)))
+            .collect();
+        self.policy = Arc::new(catalog.policy());
+        Ok(())
     }
 
     /// Looks a tool up by its MCP name.
@@ -75,12 +112,21 @@ impl Registry {
         self.tools.iter().map(|t| t.def)
     }
 
-    /// Every permission any tool declares, sorted and without repeats.
+    /// Every permission a tool or an `implies` uses, by scope, sorted: what to create in Auth0 and
+    /// what clients may ask for.
     pub fn declared_permissions(&self) -> BTreeSet<&'static str> {
-        self.tools
-            .iter()
-            .flat_map(|t| t.def.permissions.iter().copied())
-            .collect()
+        self.permissions.iter().map(|(p, _)| p.scope()).collect()
+    }
+
+    /// The same permissions, sorted by scope, each with its description: its constant's, or, for a
+    /// permission written only as a literal, the tools that need it.
+    pub fn permissions(&self) -> impl Iterator<Item = (&Permission, &str)> {
+        self.permissions.iter().map(|(p, d)| (p, d.as_ref()))
+    }
+
+    /// The policy every permission decision of this server's tools goes through.
+    pub(crate) fn policy(&self) -> &Arc<PermissionPolicy> {
+        &self.policy
     }
 
     /// Number of tools.
@@ -92,6 +138,31 @@ impl Registry {
     pub fn is_empty(&self) -> bool {
         self.tools.is_empty()
     }
+}
+
+/// A permission's own description; else the tools that need it; else the permissions implying it.
+fn describe(
+    permission: &Permission,
+    catalog: &Catalog,
+    tools: &[RegisteredTool],
+) -> Cow<'static, str> {
+    if let Some(description) = permission.description() {
+        return Cow::Borrowed(description);
+    }
+    let needing: Vec<&str> = tools
+        .iter()
+        .filter(|t| t.def.permissions.contains(permission))
+        .map(|t| t.def.name)
+        .collect();
+    if !needing.is_empty() {
+        return Cow::Owned(format!("Call the tool(s): {}", needing.join(", ")));
+    }
+    let implying: Vec<&str> = catalog
+        .iter()
+        .filter(|p| p.implied().contains(permission))
+        .map(|p| p.scope())
+        .collect();
+    Cow::Owned(format!("Implied by: {}", implying.join(", ")))
 }
 
 fn listing(def: &'static ToolDef) -> McpTool {

@@ -4,26 +4,45 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::ToolError;
+use super::{ToolCall, ToolError};
 
-/// A tool argument: read from the `arguments` object and described in the input schema.
+/// What a tool's arguments can be. The macro asks this trait, not the type's name, whether an
+/// argument is read from the call's `arguments` object and described in the input schema (any
+/// `serde::Deserialize + schemars::JsonSchema` type), or injected by the runtime (`AccessToken`,
+/// `Option<AccessToken>`, `ToolContext`), so a type alias of an injected type is injected and a
+/// type of your own that happens to share its name is a schema argument.
+///
+/// `Kind` ([`FromArguments`] or [`Injected`]) keeps the blanket impl for schema types apart from
+/// the injected ones: `Option<AccessToken>` could otherwise overlap with it in coherence's eyes. Each
+/// type has one impl, so the macro writes `ToolArgument<_>` and inference finds it.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a tool argument",
     label = "needs `serde::Deserialize` and `schemars::JsonSchema`",
-    note = "derive both on your type: `#[derive(serde::Deserialize, schemars::JsonSchema)]`"
+    note = "derive both on your type: `#[derive(serde::Deserialize, schemars::JsonSchema)]`; the runtime injects `toolgate::AccessToken`, `Option<toolgate::AccessToken>` and `toolgate::ToolContext` instead"
 )]
-pub trait ToolArgument: Sized {
-    /// Reads the argument called `name`; `None` when the caller left it out.
-    fn parse(value: Option<&Value>, name: &str) -> Result<Self, ToolError>;
-    /// The argument's schema.
-    fn schema(generator: &mut SchemaGenerator) -> Schema;
+pub trait ToolArgument<Kind>: Sized {
+    /// False for values the runtime injects: they are not in the input schema, and a client that
+    /// sends them is refused like any unknown argument.
+    const IN_SCHEMA: bool = true;
+
+    /// Takes the argument called `name` out of the call.
+    fn extract(call: &ToolCall, name: &str) -> Result<Self, ToolError>;
+
+    /// Adds the argument to the input schema; injected values add nothing.
+    fn describe(schema: &mut InputSchema, name: &str, description: Option<&str>, required: bool);
 }
 
-impl<T: DeserializeOwned + JsonSchema> ToolArgument for T {
-    fn parse(value: Option<&Value>, name: &str) -> Result<Self, ToolError> {
+/// The kind of argument read from the call's `arguments` object.
+pub enum FromArguments {}
+
+/// The kind of argument the runtime injects.
+pub enum Injected {}
+
+impl<T: DeserializeOwned + JsonSchema> ToolArgument<FromArguments> for T {
+    fn extract(call: &ToolCall, name: &str) -> Result<Self, ToolError> {
         // A missing argument is read as `null`, so `Option<T>` arguments are optional and every other
         // type reports itself as missing.
-        let value = value.unwrap_or(&Value::Null);
+        let value = call.arguments().get(name).unwrap_or(&Value::Null);
         T::deserialize(value).map_err(|error| {
             let message = if value.is_null() {
                 format!("missing required argument `{name}`")
@@ -34,9 +53,41 @@ impl<T: DeserializeOwned + JsonSchema> ToolArgument for T {
         })
     }
 
-    fn schema(generator: &mut SchemaGenerator) -> Schema {
-        generator.subschema_for::<T>()
+    fn describe(schema: &mut InputSchema, name: &str, description: Option<&str>, required: bool) {
+        let argument = schema.generator().subschema_for::<T>();
+        schema.argument(name, argument, description, required);
     }
+}
+
+/// The arguments of a tool that are in its schema, as the macro lists them: `(name, in schema)`
+/// pairs, kept in a constant of exactly the schema arguments' length.
+pub const fn schema_arguments<const N: usize, const M: usize>(
+    arguments: &[(&'static str, bool); N],
+) -> [&'static str; M] {
+    let mut names = [""; M];
+    let (mut i, mut j) = (0, 0);
+    while i < N {
+        if arguments[i].1 {
+            names[j] = arguments[i].0;
+            j += 1;
+        }
+        i += 1;
+    }
+    names
+}
+
+/// How many of `arguments` are in the schema: the length [`schema_arguments`] returns.
+pub const fn count_schema_arguments<const N: usize>(
+    arguments: &[(&'static str, bool); N],
+) -> usize {
+    let (mut i, mut count) = (0, 0);
+    while i < N {
+        if arguments[i].1 {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
 }
 
 /// Builds a tool's input schema one argument at a time (the macro emits the calls).
@@ -136,3 +187,25 @@ header_integers!(
 
 /// The bound the macro checks for `#[arg(header = "...")]`.
 pub fn assert_header_argument<T: HeaderArgument>() {}
+
+/// The assertion the macro emits for `#[arg(description = "...")]` on an argument, spanned there.
+#[track_caller]
+pub const fn assert_described_argument(in_schema: bool) {
+    if !in_schema {
+        panic!(
+            "this argument is injected by the runtime and is not in the schema: remove its description"
+        );
+    }
+}
+
+/// The check the macro emits on a tool's future, spanned at the fn's name: a tool runs on any
+/// thread of the runtime, so its future must be `Send`, and rustc then names the value that is not.
+pub fn tool_future<F>(future: F) -> super::ToolFuture
+where
+    F: Future<Output = ToolResult> + Send + 'static,
+{
+    Box::pin(future)
+}
+
+/// What a tool's future yields.
+type ToolResult = Result<rmcp::model::CallToolResult, ToolError>;

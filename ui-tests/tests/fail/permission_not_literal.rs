@@ -1,8 +1,6 @@
 use toolgate::mcp_tool;
 
-const READ: &str = "tool:read";
-
-#[mcp_tool(description = "Reads", permissions = [READ])]
+#[mcp_tool(description = "Reads", permissions = [concat!("tool:", "read")])]
 async fn read() {}
 
 fn main() {}
