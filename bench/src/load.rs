@@ -307,6 +307,7 @@ async fn start(
         connections: 8,
         duration: options.warm_up,
         token: Some(token),
+        session: None,
     })
     .await?;
     if warm_up.failures() > 0 {
@@ -349,6 +350,7 @@ async fn measure(
             connections,
             duration: options.duration,
             token: Some(&contender.token),
+            session: None,
         })
         .await;
         let rss_peak_kib = sampler.finish().await;
