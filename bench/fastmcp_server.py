@@ -1,10 +1,11 @@
 """The FastMCP 4.2 server the benchmark measures toolgate against.
 
 One tool, `add(a, b)`, behind `RemoteAuthProvider(JWTVerifier(...))` pointed at the same identity
-provider as toolgate, in stateless JSON mode on uvicorn (one process, FastMCP's default).
+provider as toolgate, on uvicorn (one process, FastMCP's default): in stateless JSON mode, or with
+--session in FastMCP's default mode, where `initialize` opens a session and replies are SSE streams.
 
-    fastmcp_server.py --port PORT --idp http://127.0.0.1:IDP_PORT --audience AUD
-    fastmcp_server.py --port PORT --no-auth
+    fastmcp_server.py --port PORT --idp http://127.0.0.1:IDP_PORT --audience AUD [--session]
+    fastmcp_server.py --port PORT --no-auth [--session]
 """
 
 import argparse
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--idp", help="the identity provider's base URL")
     parser.add_argument("--audience", help="the API identifier tokens must carry in aud")
     parser.add_argument("--no-auth", action="store_true")
+    parser.add_argument("--session", action="store_true", help="sessions and SSE replies (the default of FastMCP)")
     args = parser.parse_args()
     if not args.no_auth and not (args.idp and args.audience):
         parser.error("--idp and --audience are needed unless --no-auth")
@@ -55,8 +57,8 @@ def main() -> None:
         host="127.0.0.1",
         port=args.port,
         show_banner=False,
-        stateless_http=True,
-        json_response=True,
+        stateless_http=not args.session,
+        json_response=not args.session,
         log_level="warning",
         # Without a line per request FastMCP is at its fastest; toolgate logs nothing per request either.
         uvicorn_config={"access_log": False},

@@ -16,13 +16,18 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 # colour, marker, line style, and where the value labels go (points above or below the marker):
-# toolgate with and without auth are close, so their labels go on opposite sides.
+# toolgate with and without auth are close, so their labels go on opposite sides. A session-mode
+# row has its stateless twin's colour and marker on a dotted line, with no labels of its own
+# (they would sit on its twin's): its numbers are in the table.
 STYLE = {
     "bare-axum": ("#7f7f7f", "s", "--", 7),
     "toolgate-noauth": ("#2ca02c", "^", "-", 7),
     "toolgate": ("#1f77b4", "o", "-", -14),
     "toolgate-proxy": ("#17becf", "D", "-", -26),
     "fastmcp": ("#d62728", "v", "-", 7),
+    "toolgate-session": ("#1f77b4", "o", ":", None),
+    "toolgate-proxy-session": ("#17becf", "D", ":", None),
+    "fastmcp-session": ("#d62728", "v", ":", None),
 }
 
 
@@ -30,7 +35,7 @@ def main(source: str, target: str) -> None:
     with open(source) as f:
         run = json.load(f)["run"]
     machine = run["machine"]
-    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(9, 7), dpi=120)
     for subject in run["subjects"]:
         points = subject["points"]
         if not points:
@@ -38,7 +43,11 @@ def main(source: str, target: str) -> None:
         color, marker, line, label_offset = STYLE.get(subject["key"], ("black", "x", "-", 7))
         xs = [p["connections"] for p in points]
         ys = [p["rps"] for p in points]
-        ax.plot(xs, ys, color=color, marker=marker, linestyle=line, linewidth=2, label=subject["label"])
+        session = subject.get("mode") == "session"
+        ax.plot(xs, ys, color=color, marker=marker, linestyle=line, linewidth=2, label=subject["label"],
+                markerfacecolor="white" if session else color)
+        if label_offset is None:
+            continue
         for x, y in zip(xs, ys):
             ax.annotate(f"{y:,.0f}", (x, y), textcoords="offset points", xytext=(0, label_offset),
                         ha="center", fontsize=8, color=color)
@@ -50,12 +59,14 @@ def main(source: str, target: str) -> None:
     ax.set_xlabel("concurrent connections (wrk, 1 thread)")
     ax.set_ylabel("requests per second (log scale)")
     ax.set_title(
-        f"authenticated MCP tools/call add(a, b), stateless JSON; median of {run['rounds']} x {run['duration_s']} s per point\n"
+        f"authenticated MCP tools/call add(a, b); median of {run['rounds']} x {run['duration_s']} s per point\n"
+        f"solid: stateless JSON; dotted: in an MCP session, SSE replies\n"
         f"{machine['cpus']} x {machine['cpu_model']}, {machine['date_utc']}",
         fontsize=10,
     )
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="center right", fontsize=9)
+    # Below the axes: eight rows leave no corner of the plot free.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=9)
     fig.tight_layout()
     fig.savefig(target)
     print(f"-- wrote {target}")

@@ -6,13 +6,14 @@
 use std::time::Duration;
 
 use serde::Serialize;
+use serde_json::json;
 use toolgate_dev_idp::DevIdp;
 
 use crate::cpu;
 use crate::machine::Machine;
 use crate::memory::{self, Sampler};
 use crate::proxy::{self, Redis};
-use crate::subjects::{self, Paths, Running, SUBJECTS, Server, Subject};
+use crate::subjects::{self, Mode, Paths, Running, SUBJECTS, Server, Subject};
 use crate::wrk::{self, WrkResult};
 
 #[derive(Debug, Clone)]
@@ -116,6 +117,7 @@ fn median(values: &[f64]) -> f64 {
 pub struct SubjectResult {
     pub key: String,
     pub label: String,
+    pub mode: Mode,
     pub points: Vec<Point>,
     pub rss_idle_kib: u64,
     pub rss_peak_kib: u64,
@@ -229,8 +231,11 @@ pub async fn run(paths: &Paths, options: &LoadOptions) -> Result<LoadRun, String
                 options.rounds
             );
             for contender in &mut contenders {
-                let (sample, jwks, discovery) =
-                    attributed(&idp, measure(contender, connections, &ours, paths, options)).await;
+                let (sample, jwks, discovery) = attributed(
+                    &idp,
+                    measure(contender, connections, &ours, paths, &http, options),
+                )
+                .await;
                 contender.jwks_fetches += jwks;
                 contender.discovery_fetches += discovery;
                 let sample = sample?;
@@ -260,6 +265,7 @@ pub async fn run(paths: &Paths, options: &LoadOptions) -> Result<LoadRun, String
         results.push(SubjectResult {
             key: contender.subject.key.into(),
             label: contender.subject.label.into(),
+            mode: contender.subject.mode,
             rss_idle_kib: contender.rss_idle_kib,
             rss_peak_kib: points.iter().map(|p| p.rss_peak_kib).max().unwrap_or(0),
             hwm_kib,
@@ -272,7 +278,7 @@ pub async fn run(paths: &Paths, options: &LoadOptions) -> Result<LoadRun, String
     idp.shutdown().await;
     Ok(LoadRun {
         machine,
-        protocol_version: "2025-11-25",
+        protocol_version: subjects::PROTOCOL_VERSION,
         wrk_threads: wrk::THREADS,
         duration_s: options.duration.as_secs(),
         warm_up_s: options.warm_up.as_secs(),
@@ -301,14 +307,17 @@ async fn start(
     subjects::check(http, subject, &server.mcp_url, token).await?;
     let rss_idle_kib = memory::read(server.pid).map_or(0, |m| m.rss_kib);
     // Lets caches fill and lazy initialisation happen before anything is recorded.
+    let session = open_for_load(http, subject, &server.mcp_url, token).await?;
     let (warm_up, _) = wrk::run(&wrk::Load {
         script: &paths.wrk_script,
         url: &server.mcp_url,
         connections: 8,
         duration: options.warm_up,
         token: Some(token),
+        session: session.as_deref(),
     })
     .await?;
+    after_load(http, subject, &server.mcp_url, token, session.as_deref()).await?;
     if warm_up.failures() > 0 {
         return Err(format!(
             "{}: {} of {} warm-up requests failed; see {}",
@@ -321,15 +330,60 @@ async fn start(
     Ok((server, token.to_owned(), rss_idle_kib))
 }
 
+/// In session mode, the session a load runs in: opened first, as a client opens it. Every load has
+/// its own, so no measurement inherits another's state.
+async fn open_for_load(
+    http: &reqwest::Client,
+    subject: &Subject,
+    url: &str,
+    token: &str,
+) -> Result<Option<String>, String> {
+    match subject.mode {
+        Mode::Stateless => Ok(None),
+        Mode::Session => subjects::open_session(http, subject, url, token)
+            .await
+            .map(Some),
+    }
+}
+
+/// After a load in a session: a call in that session still answers the sum (a server whose
+/// session broke under the load cannot look fast), then the session is ended.
+async fn after_load(
+    http: &reqwest::Client,
+    subject: &Subject,
+    url: &str,
+    token: &str,
+    session: Option<&str>,
+) -> Result<(), String> {
+    let Some(session) = session else {
+        return Ok(());
+    };
+    // wrk's ids are numbers counting from 1; this one cannot be among them.
+    subjects::check_call(
+        http,
+        subject,
+        url,
+        token,
+        Some(session),
+        &json!("after-load"),
+    )
+    .await?;
+    subjects::close_session(http, subject, url, token, session).await
+}
+
 /// One measurement, taken again when other work disturbed it; the least disturbed try is kept.
 async fn measure(
     contender: &Contender,
     connections: u32,
     ours: &[u32],
     paths: &Paths,
+    http: &reqwest::Client,
     options: &LoadOptions,
 ) -> Result<Sample, String> {
+    let subject = contender.subject;
     let server = &contender.server;
+    let url = server.mcp_url.as_str();
+    let token = contender.token.as_str();
     let mut best: Option<Sample> = None;
     let mut tries = 0;
     while tries < ATTEMPTS {
@@ -341,22 +395,25 @@ async fn measure(
                 options.patience.as_secs()
             );
         }
+        let session = open_for_load(http, subject, url, token).await?;
         let watch = cpu::Watch::start(ours);
         let sampler = Sampler::start(server.pid, Duration::from_millis(100));
         let result = wrk::run(&wrk::Load {
             script: &paths.wrk_script,
-            url: &server.mcp_url,
+            url,
             connections,
             duration: options.duration,
-            token: Some(&contender.token),
+            token: Some(token),
+            session: session.as_deref(),
         })
         .await;
         let rss_peak_kib = sampler.finish().await;
         let (result, wrk_ticks) = result?;
         let others_cpu_percent = watch.others_percent(wrk_ticks);
+        after_load(http, subject, url, token, session.as_deref()).await?;
         eprintln!(
-            "   {:<30} {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  failures {}  RSS {:5.1} MiB  others {:.0}% of a core",
-            contender.subject.label,
+            "   {:<38} {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  failures {}  RSS {:5.1} MiB  others {:.0}% of a core",
+            subject.label,
             result.rps,
             result.p50_us as f64 / 1000.0,
             result.p99_us as f64 / 1000.0,

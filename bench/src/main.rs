@@ -34,9 +34,12 @@ USAGE:
 
 load     every server under wrk, taking turns (defaults: 10 s each, 1,8,32,64 connections,
          1 round; rows show the median of the rounds); keys for --only: toolgate,
-         toolgate-noauth, fastmcp, bare-axum, toolgate-proxy. A measurement waits (up to
-         --patience, 120 s) until other work uses at most --quiet-limit (10) percent of one
-         core, and is taken again, up to 3 times, when it was disturbed.
+         toolgate-noauth, fastmcp, bare-axum, toolgate-proxy (stateless JSON mode), and
+         toolgate-session, toolgate-proxy-session, fastmcp-session (one MCP session per
+         load, SSE replies). A measurement waits (up to --patience, 120 s) until other work
+         uses at most --quiet-limit (10) percent of one core, and is taken again, up to 3
+         times, when it was disturbed. A smoke run that proves the whole chain in a few
+         minutes: --duration 1 --warm-up 1 --patience 1 (its numbers mean little).
 soak     toolgate with auth at a fixed rate (defaults: 600 s at 1000 requests/s)
 micro-report
          the criterion hot-path benchmarks against their baselines

@@ -5,7 +5,10 @@ use serde::Serialize;
 
 use crate::load::{LoadRun, SubjectResult};
 use crate::memory::mib;
-use crate::subjects::{BARE_AXUM, FASTMCP, TOOLGATE, TOOLGATE_NO_AUTH, TOOLGATE_PROXY};
+use crate::subjects::{
+    BARE_AXUM, FASTMCP, FASTMCP_SESSION, TOOLGATE, TOOLGATE_NO_AUTH, TOOLGATE_PROXY,
+    TOOLGATE_PROXY_SESSION, TOOLGATE_SESSION,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Ratio {
@@ -19,6 +22,18 @@ pub struct Ratio {
 pub enum Want {
     AtLeast,
     AtMost,
+    /// Strictly less than the limit ("under 1 ms").
+    Below,
+}
+
+impl Want {
+    fn symbol(self) -> &'static str {
+        match self {
+            Want::AtLeast => ">=",
+            Want::AtMost => "<=",
+            Want::Below => "<",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +53,7 @@ impl Target {
         Some(match self.want {
             Want::AtLeast => value >= self.limit,
             Want::AtMost => value <= self.limit,
+            Want::Below => value < self.limit,
         })
     }
 
@@ -46,7 +62,7 @@ impl Target {
         let value = self.measured?;
         let off = match self.want {
             Want::AtLeast => (self.limit - value) / self.limit,
-            Want::AtMost => (value - self.limit) / self.limit,
+            Want::AtMost | Want::Below => (value - self.limit) / self.limit,
         };
         (off > 0.0).then_some(off)
     }
@@ -95,6 +111,22 @@ pub fn judge(run: &LoadRun) -> Judgement {
                 TOOLGATE_PROXY,
                 TOOLGATE,
             ),
+            (
+                "toolgate session mode / stateless",
+                TOOLGATE_SESSION,
+                TOOLGATE,
+            ),
+            (
+                "toolgate proxy token, session mode / stateless",
+                TOOLGATE_PROXY_SESSION,
+                TOOLGATE_PROXY,
+            ),
+            (
+                "toolgate / FastMCP, both in session mode",
+                TOOLGATE_SESSION,
+                FASTMCP_SESSION,
+            ),
+            ("FastMCP session mode / stateless", FASTMCP_SESSION, FASTMCP),
         ] {
             if let Some(value) = rps_ratio(run, top, bottom, c) {
                 ratios.push(Ratio {
@@ -173,6 +205,45 @@ pub fn judge(run: &LoadRun) -> Judgement {
         measured: rps_ratio(run, TOOLGATE_PROXY, TOOLGATE, 8),
         note: Some(proxy_note),
     });
+    let pair_note = |rows: &str| Some(format!("the run had no 8-connection load of {rows}"));
+    targets.extend([
+        Target {
+            name: "session mode / stateless, toolgate with the Auth0 token, 8 connections".into(),
+            want: Want::AtLeast,
+            limit: 0.8,
+            unit: "x",
+            measured: rps_ratio(run, TOOLGATE_SESSION, TOOLGATE, 8),
+            note: pair_note("toolgate (auth on) in both modes"),
+        },
+        Target {
+            name: "session mode / stateless, toolgate with the proxy token (Redis behind), 8 connections"
+                .into(),
+            want: Want::AtLeast,
+            limit: 0.8,
+            unit: "x",
+            measured: rps_ratio(run, TOOLGATE_PROXY_SESSION, TOOLGATE_PROXY, 8),
+            note: pair_note("toolgate (proxy token) in both modes"),
+        },
+        Target {
+            name: "authenticated tools/call in session mode, toolgate / FastMCP (both in session mode), 8 connections"
+                .into(),
+            want: Want::AtLeast,
+            limit: 40.0,
+            unit: "x",
+            measured: rps_ratio(run, TOOLGATE_SESSION, FASTMCP_SESSION, 8),
+            note: pair_note("toolgate and FastMCP in session mode"),
+        },
+        Target {
+            name: "toolgate p50 latency in session mode on one kept-alive connection".into(),
+            want: Want::Below,
+            limit: 1.0,
+            unit: "ms",
+            measured: subject(run, TOOLGATE_SESSION)
+                .and_then(|s| s.at(1))
+                .map(|p| p.p50_us as f64 / 1000.0),
+            note: Some("the session-mode row was not run at 1 connection".into()),
+        },
+    ]);
     for target in &mut targets {
         if target.measured.is_some() {
             target.note = None;
@@ -193,20 +264,25 @@ pub fn print(run: &LoadRun, judgement: &Judgement) {
         m.date_utc, m.cpus, m.cpu_model, m.memory_gib, m.kernel, m.wrk, m.fastmcp
     );
     println!(
-        "authenticated tools/call of add(20, 22), MCP {}, stateless JSON; wrk -t{}, {} s per measurement after a {} s warm-up; \
+        "authenticated tools/call of add(20, 22), MCP {}; wrk -t{}, {} s per measurement after a {} s warm-up; \
          servers take turns; medians of {} round(s)",
         run.protocol_version, run.wrk_threads, run.duration_s, run.warm_up_s, run.rounds
     );
+    println!(
+        "stateless: no session, JSON replies; session: each load in a session of its own (initialize, \
+         notifications/initialized), every call with its Mcp-Session-Id on kept-alive connections, SSE replies"
+    );
     println!();
     println!(
-        "| server | connections | requests/s | min-max requests/s | p50 ms | p99 ms | failed | RSS under load MiB | other work, % of a core |"
+        "| server | mode | connections | requests/s | min-max requests/s | p50 ms | p99 ms | failed | RSS under load MiB | other work, % of a core |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for s in &run.subjects {
         for p in &s.points {
             println!(
-                "| {} | {} | {:.0} | {:.0}-{:.0} | {} | {} | {} | {:.1} | {:.0} |",
+                "| {} | {} | {} | {:.0} | {:.0}-{:.0} | {} | {} | {} | {:.1} | {:.0} |",
                 s.label,
+                s.mode.name(),
                 p.connections,
                 p.rps,
                 p.rps_min,
@@ -219,6 +295,9 @@ pub fn print(run: &LoadRun, judgement: &Judgement) {
             );
         }
     }
+    println!(
+        "failed: replies with a status of 400 or more, replies without the sum, socket errors and timeouts"
+    );
     println!();
     println!(
         "| server | RSS idle MiB | RSS peak under load MiB | VmHWM MiB | JWKS fetches | discovery fetches |"
@@ -249,12 +328,7 @@ pub fn print(run: &LoadRun, judgement: &Judgement) {
     println!("| target | wanted | measured | verdict |");
     println!("|---|---:|---:|---|");
     for t in &judgement.targets {
-        let wanted = format!(
-            "{} {}{}",
-            if t.want == Want::AtLeast { ">=" } else { "<=" },
-            t.limit,
-            t.unit
-        );
+        let wanted = format!("{} {}{}", t.want.symbol(), t.limit, t.unit);
         let measured = t
             .measured
             .map(|v| format!("{v:.2}{}", t.unit))
@@ -287,6 +361,8 @@ mod tests {
         assert_eq!(late.verdict(), "MISSED by 20.0%");
         assert_eq!(target(Want::AtMost, 5.0, Some(5.0)).verdict(), "met");
         assert_eq!(target(Want::AtLeast, 0.85, Some(0.9)).verdict(), "met");
+        assert_eq!(target(Want::Below, 1.0, Some(0.99)).verdict(), "met");
+        assert_eq!(target(Want::Below, 1.0, Some(1.0)).verdict(), "MISSED");
     }
 
     #[test]

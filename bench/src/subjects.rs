@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use serde_json::{Value, json};
 use toolgate_dev_idp::{AutoApprove, DevIdp, DevIdpConfig};
 
@@ -64,7 +65,7 @@ impl Paths {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Server {
-    /// The example server, release build, stateless JSON mode.
+    /// The example server, release build.
     Toolgate { auth: bool },
     /// The same with its authorization server on (`JWT_SIGNING_KEY`) and its records in Redis.
     ToolgateProxy,
@@ -93,12 +94,35 @@ pub enum TokenSource {
     ProxyIssued,
 }
 
-/// One row of the table: a server driven with one kind of token.
+/// How a server is run, and so how its client talks to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// No MCP sessions, JSON replies: `TOOLGATE_STATELESS=true`; FastMCP's `stateless_http` and
+    /// `json_response`. Each request stands alone.
+    Stateless,
+    /// The servers' default, and what MCP clients open when a server offers it: `initialize` (its
+    /// reply carries the `Mcp-Session-Id`), `notifications/initialized`, then every call with that
+    /// header, each answered as an SSE stream (`text/event-stream`).
+    Session,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Stateless => "stateless",
+            Mode::Session => "session",
+        }
+    }
+}
+
+/// One row of the table: a server in one mode, driven with one kind of token.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject {
     pub key: &'static str,
     pub label: &'static str,
     pub server: Server,
+    pub mode: Mode,
     pub token: TokenSource,
 }
 
@@ -107,37 +131,66 @@ pub const TOOLGATE_NO_AUTH: &str = "toolgate-noauth";
 pub const FASTMCP: &str = "fastmcp";
 pub const BARE_AXUM: &str = "bare-axum";
 pub const TOOLGATE_PROXY: &str = "toolgate-proxy";
+pub const TOOLGATE_SESSION: &str = "toolgate-session";
+pub const TOOLGATE_PROXY_SESSION: &str = "toolgate-proxy-session";
+pub const FASTMCP_SESSION: &str = "fastmcp-session";
 
 pub const SUBJECTS: &[Subject] = &[
     Subject {
         key: TOOLGATE,
         label: "toolgate (auth on)",
         server: Server::Toolgate { auth: true },
+        mode: Mode::Stateless,
         token: TokenSource::Direct,
     },
     Subject {
         key: TOOLGATE_NO_AUTH,
         label: "toolgate (auth off)",
         server: Server::Toolgate { auth: false },
+        mode: Mode::Stateless,
         token: TokenSource::Direct,
     },
     Subject {
         key: FASTMCP,
         label: "FastMCP 4.2 (JWTVerifier)",
         server: Server::FastMcp,
+        mode: Mode::Stateless,
         token: TokenSource::Direct,
     },
     Subject {
         key: BARE_AXUM,
         label: "bare axum (ceiling)",
         server: Server::BareAxum,
+        mode: Mode::Stateless,
         token: TokenSource::Direct,
     },
     Subject {
         key: TOOLGATE_PROXY,
         label: "toolgate (proxy token, Redis)",
         server: Server::ToolgateProxy,
+        mode: Mode::Stateless,
         token: TokenSource::ProxyIssued,
+    },
+    Subject {
+        key: TOOLGATE_SESSION,
+        label: "toolgate (auth on, session)",
+        server: Server::Toolgate { auth: true },
+        mode: Mode::Session,
+        token: TokenSource::Direct,
+    },
+    Subject {
+        key: TOOLGATE_PROXY_SESSION,
+        label: "toolgate (proxy token, Redis, session)",
+        server: Server::ToolgateProxy,
+        mode: Mode::Session,
+        token: TokenSource::ProxyIssued,
+    },
+    Subject {
+        key: FASTMCP_SESSION,
+        label: "FastMCP 4.2 (JWTVerifier, session)",
+        server: Server::FastMcp,
+        mode: Mode::Session,
+        token: TokenSource::Direct,
     },
 ];
 
@@ -255,7 +308,6 @@ pub async fn launch(
             command
                 .arg("--listen")
                 .arg(addr.to_string())
-                .env("TOOLGATE_STATELESS", "true")
                 .env("RESOURCE_BASE_URL", format!("http://{addr}"))
                 .env("AUTH_ENABLED", "true")
                 .env("AUTH_PROVIDER", "auth0")
@@ -276,7 +328,6 @@ pub async fn launch(
             command
                 .arg("--listen")
                 .arg(addr.to_string())
-                .env("TOOLGATE_STATELESS", "true")
                 .env("RESOURCE_BASE_URL", format!("http://{addr}"));
             if auth {
                 command
@@ -302,6 +353,9 @@ pub async fn launch(
                 .arg(idp.url())
                 .arg("--audience")
                 .arg(idp.audience());
+            if subject.mode == Mode::Session {
+                command.arg("--session");
+            }
             command
         }
         Server::BareAxum => {
@@ -310,6 +364,15 @@ pub async fn launch(
             command
         }
     };
+    if matches!(
+        subject.server,
+        Server::Toolgate { .. } | Server::ToolgateProxy
+    ) {
+        // Unset, the server runs in its default session mode (the environment is clean).
+        if subject.mode == Mode::Stateless {
+            command.env("TOOLGATE_STATELESS", "true");
+        }
+    }
     let log = paths.results.join(format!("{}.log", subject.key));
     let log_file =
         File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
@@ -367,63 +430,218 @@ pub const A: i64 = 20;
 pub const B: i64 = 22;
 pub const SUM: i64 = A + B;
 
-pub fn call_body() -> String {
+/// The MCP protocol version every request names, and every session is opened with.
+pub const PROTOCOL_VERSION: &str = "2025-11-25";
+
+pub fn call_body(id: &Value) -> String {
     json!({
-        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "jsonrpc": "2.0", "id": id, "method": "tools/call",
         "params": {"name": "add", "arguments": {"a": A, "b": B}},
     })
     .to_string()
 }
 
-/// A `tools/call` of `add` as an MCP client at protocol version 2025-11-25 sends it.
-pub fn call_request(
+/// A POST to `/mcp` with the headers an MCP client at protocol version 2025-11-25 sends.
+fn mcp_post(
     http: &reqwest::Client,
     url: &str,
     token: Option<&str>,
+    session: Option<&str>,
 ) -> reqwest::RequestBuilder {
-    let request = http
+    let mut request = http
         .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .body(call_body());
+        .header("mcp-protocol-version", PROTOCOL_VERSION);
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
     match token {
         Some(token) => request.bearer_auth(token),
         None => request,
     }
 }
 
+/// A stateless `tools/call` of `add` with id 1, as the soak sends it.
+pub fn call_request(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+) -> reqwest::RequestBuilder {
+    mcp_post(http, url, token, None).body(call_body(&json!(1)))
+}
+
 /// The reply is a JSON-RPC success for request 1 whose first text content is the sum.
 pub fn reply_is_the_sum(reply: &Value) -> bool {
+    answers_the_sum(reply, &json!(1))
+}
+
+fn answers_the_sum(reply: &Value, id: &Value) -> bool {
     reply["jsonrpc"] == "2.0"
-        && reply["id"] == 1
+        && reply["id"] == *id
         && reply["result"]["isError"] != true
         && reply["result"]["content"][0]["text"] == SUM.to_string().as_str()
 }
 
-/// Before and after load: the server answers the call with the right sum, and one that
-/// authenticates refuses the call without a token.
+/// The JSON-RPC reply to request `id` in a body: the body itself when it is JSON, or the `data` of
+/// the event that carries it when it is an SSE stream (which may open with a priming event whose
+/// data is empty, as rmcp's does).
+pub fn reply_to(content_type: &str, body: &str, id: &Value) -> Option<Value> {
+    if !content_type.starts_with("text/event-stream") {
+        return serde_json::from_str(body).ok();
+    }
+    let body = body.replace("\r\n", "\n");
+    body.split("\n\n").find_map(|event| {
+        let data: Vec<&str> = event
+            .lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .map(|data| data.strip_prefix(' ').unwrap_or(data))
+            .collect();
+        let message: Value = serde_json::from_str(&data.join("\n")).ok()?;
+        (message["id"] == *id).then_some(message)
+    })
+}
+
+fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("content-type")
+        .and_then(|c| c.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Opens an MCP session as a client does: `initialize`, then `notifications/initialized`.
+/// Returns its `Mcp-Session-Id`.
+pub async fn open_session(
+    http: &reqwest::Client,
+    subject: &Subject,
+    url: &str,
+    token: &str,
+) -> Result<String, String> {
+    let fail = |step: &str, detail: &dyn std::fmt::Display| {
+        format!("{}: opening a session, {step}: {detail}", subject.label)
+    };
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "toolgate-bench", "version": env!("CARGO_PKG_VERSION")},
+        },
+    });
+    let response = mcp_post(http, url, Some(token), None)
+        .body(initialize.to_string())
+        .send()
+        .await
+        .map_err(|e| fail("initialize", &e))?;
+    let status = response.status();
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|s| s.to_str().ok())
+        .map(str::to_owned);
+    let kind = content_type(&response);
+    let text = response.text().await.unwrap_or_default();
+    let reply = reply_to(&kind, &text, &json!(0)).unwrap_or(Value::Null);
+    let Some(session) = session.filter(|_| status == 200) else {
+        return Err(fail(
+            "initialize",
+            &format!("HTTP {status} without an Mcp-Session-Id: {text}"),
+        ));
+    };
+    if reply["result"]["protocolVersion"] != PROTOCOL_VERSION {
+        return Err(fail(
+            "initialize",
+            &format!("the reply does not agree on {PROTOCOL_VERSION}: {text}"),
+        ));
+    }
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let response = mcp_post(http, url, Some(token), Some(&session))
+        .body(initialized.to_string())
+        .send()
+        .await
+        .map_err(|e| fail("notifications/initialized", &e))?;
+    if response.status() != 202 {
+        return Err(fail(
+            "notifications/initialized",
+            &format!("HTTP {}, not 202", response.status()),
+        ));
+    }
+    Ok(session)
+}
+
+/// Ends a session as a client does when it is done: DELETE with its `Mcp-Session-Id` (a server may
+/// answer 405 when it does not let clients end sessions).
+pub async fn close_session(
+    http: &reqwest::Client,
+    subject: &Subject,
+    url: &str,
+    token: &str,
+    session: &str,
+) -> Result<(), String> {
+    let response = http
+        .delete(url)
+        .bearer_auth(token)
+        .header("mcp-protocol-version", PROTOCOL_VERSION)
+        .header("mcp-session-id", session)
+        .send()
+        .await
+        .map_err(|e| format!("{}: ending the session failed: {e}", subject.label))?;
+    match response.status().as_u16() {
+        200..=299 | 405 => Ok(()),
+        status => Err(format!(
+            "{}: ending the session got HTTP {status}",
+            subject.label
+        )),
+    }
+}
+
+/// One `tools/call` of `add` with `id`, in `session` when there is one: it must answer the sum.
+pub async fn check_call(
+    http: &reqwest::Client,
+    subject: &Subject,
+    url: &str,
+    token: &str,
+    session: Option<&str>,
+    id: &Value,
+) -> Result<(), String> {
+    let response = mcp_post(http, url, Some(token), session)
+        .body(call_body(id))
+        .send()
+        .await
+        .map_err(|e| format!("{}: the check call failed: {e}", subject.label))?;
+    let status = response.status();
+    let kind = content_type(&response);
+    let text = response.text().await.unwrap_or_default();
+    let reply = reply_to(&kind, &text, id).unwrap_or(Value::Null);
+    if status != 200 || !answers_the_sum(&reply, id) {
+        return Err(format!(
+            "{}: add({A}, {B}) did not answer {SUM}: HTTP {status}: {text}",
+            subject.label
+        ));
+    }
+    Ok(())
+}
+
+/// Before and after load: the server answers the call with the right sum (in a session it opened
+/// for the check, in session mode), and one that authenticates refuses the call without a token
+/// (in session mode, though the call names a live session: a session id is no credential).
 pub async fn check(
     http: &reqwest::Client,
     subject: &Subject,
     url: &str,
     token: &str,
 ) -> Result<(), String> {
-    let response = call_request(http, url, Some(token))
-        .send()
-        .await
-        .map_err(|e| format!("{}: the check call failed: {e}", subject.label))?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    let reply: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if status != 200 || !reply_is_the_sum(&reply) {
-        return Err(format!(
-            "{}: add({A}, {B}) did not answer {SUM}: HTTP {status}: {text}",
-            subject.label
-        ));
-    }
+    let session = match subject.mode {
+        Mode::Stateless => None,
+        Mode::Session => Some(open_session(http, subject, url, token).await?),
+    };
+    let session = session.as_deref();
+    check_call(http, subject, url, token, session, &json!(1)).await?;
     if subject.server.authenticates() {
-        let response = call_request(http, url, None)
+        let response = mcp_post(http, url, None, session)
+            .body(call_body(&json!(2)))
             .send()
             .await
             .map_err(|e| format!("{}: the unauthenticated check failed: {e}", subject.label))?;
@@ -434,6 +652,9 @@ pub async fn check(
                 response.status()
             ));
         }
+    }
+    if let Some(session) = session {
+        close_session(http, subject, url, token, session).await?;
     }
     Ok(())
 }
@@ -455,5 +676,37 @@ mod tests {
         let rpc_error =
             json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32602, "message": "42"}});
         assert!(!reply_is_the_sum(&rpc_error));
+    }
+
+    #[test]
+    fn the_reply_is_found_in_a_json_body_and_in_an_sse_stream() {
+        let id = json!(7);
+        let json_body = r#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"42"}],"isError":false}}"#;
+        let reply = reply_to("application/json", json_body, &id).unwrap();
+        assert!(answers_the_sum(&reply, &id));
+        // rmcp: a priming event with empty data, then the message.
+        let toolgate = "data: \nid: 0/0\nretry: 3000\n\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"42\"}],\"isError\":false}}\nid: 1/0\n\n";
+        let reply = reply_to("text/event-stream", toolgate, &id).unwrap();
+        assert!(answers_the_sum(&reply, &id));
+        // FastMCP: a named event, CRLF line ends, other key order.
+        let fastmcp = "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[{\"text\":\"42\",\"type\":\"text\"}],\"isError\":false,\"structuredContent\":{\"result\":42}}}\r\n\r\n";
+        let reply = reply_to("text/event-stream", fastmcp, &id).unwrap();
+        assert!(answers_the_sum(&reply, &id));
+        // A stream that ended before its message, or a reply to another request, is no reply.
+        assert_eq!(
+            reply_to("text/event-stream", "data: \nid: 0/0\n\n", &id),
+            None
+        );
+        assert_eq!(reply_to("text/event-stream", toolgate, &json!(8)), None);
+    }
+
+    #[test]
+    fn every_subject_has_its_own_key_and_only_mcp_servers_run_in_session_mode() {
+        for (i, subject) in SUBJECTS.iter().enumerate() {
+            assert!(SUBJECTS[..i].iter().all(|s| s.key != subject.key));
+            if subject.mode == Mode::Session {
+                assert_ne!(subject.server, Server::BareAxum, "{}", subject.key);
+            }
+        }
     }
 }

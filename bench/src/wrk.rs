@@ -28,6 +28,8 @@ pub struct WrkResult {
     pub bytes: u64,
     /// Replies with a status of 400 or more (wrk's own count).
     pub non_2xx: u64,
+    /// Replies with a lower status that do not hold the sum (counted by `bench/call.lua`).
+    pub wrong_replies: u64,
     pub connect_errors: u64,
     pub read_errors: u64,
     pub write_errors: u64,
@@ -35,9 +37,15 @@ pub struct WrkResult {
 }
 
 impl WrkResult {
-    /// Every request that did not come back as a success: error statuses and socket failures.
+    /// Every request that did not come back as a right answer: error statuses, replies without the
+    /// sum, and socket failures.
     pub fn failures(&self) -> u64 {
-        self.non_2xx + self.connect_errors + self.read_errors + self.write_errors + self.timeouts
+        self.non_2xx
+            + self.wrong_replies
+            + self.connect_errors
+            + self.read_errors
+            + self.write_errors
+            + self.timeouts
     }
 }
 
@@ -47,6 +55,8 @@ pub struct Load<'a> {
     pub connections: u32,
     pub duration: Duration,
     pub token: Option<&'a str>,
+    /// The `Mcp-Session-Id` every request carries; `None` in stateless mode.
+    pub session: Option<&'a str>,
 }
 
 /// Runs wrk; returns what it measured and the CPU it used itself, in clock ticks.
@@ -60,6 +70,7 @@ pub async fn run(load: &Load<'_>) -> Result<(WrkResult, u64), String> {
         .arg(load.script)
         .arg(load.url)
         .env("BENCH_TOKEN", load.token.unwrap_or(""))
+        .env("BENCH_SESSION", load.session.unwrap_or(""))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -111,12 +122,12 @@ mod tests {
     #[test]
     fn the_done_hook_line_is_found_among_wrk_output() {
         let stdout = "Running 5s test @ http://127.0.0.1:1/mcp\n  1 threads and 8 connections\n\
-            BENCH_RESULT {\"requests\":151173,\"seconds\":5.000456,\"rps\":30231.843,\"p50_us\":233,\"p90_us\":380,\"p99_us\":564,\"max_us\":4446,\"mean_us\":256.816,\"bytes\":30083427,\"non_2xx\":2,\"connect_errors\":0,\"read_errors\":1,\"write_errors\":0,\"timeouts\":3}\n\
+            BENCH_RESULT {\"requests\":151173,\"seconds\":5.000456,\"rps\":30231.843,\"p50_us\":233,\"p90_us\":380,\"p99_us\":564,\"max_us\":4446,\"mean_us\":256.816,\"bytes\":30083427,\"non_2xx\":2,\"wrong_replies\":4,\"connect_errors\":0,\"read_errors\":1,\"write_errors\":0,\"timeouts\":3}\n\
             Requests/sec:  30231.84\n";
         let result = parse(stdout).unwrap();
         assert_eq!(result.requests, 151173);
         assert_eq!(result.p99_us, 564);
-        assert_eq!(result.failures(), 6);
+        assert_eq!(result.failures(), 10);
     }
 
     #[test]
