@@ -27,12 +27,12 @@ mod storage;
 mod tool;
 
 pub use auth::{
-    AccessToken, AccessTokenRejection, Audience, Auth0Provider, Auth0Settings, AuthError,
-    AuthProvider, Challenge, Claims, KNOWN_PROVIDERS, SecretString, UserInfo, UserInfoError,
-    get_auth_provider, require_permissions,
+    AccessToken, AccessTokenRejection, Audience, Auth0Provider, AuthError, AuthProvider, Challenge,
+    Claims, UserInfo, UserInfoError, get_auth_provider, require_permissions,
 };
 pub use config::{
-    AuthConfig, Config, ConfigError, DEFAULT_BASE_URL, ProviderConfig, RedisConfig, TlsTrust,
+    Auth0Settings, AuthConfig, Config, ConfigError, DEFAULT_BASE_URL, KNOWN_PROVIDERS,
+    ProviderConfig, RedisConfig, SecretString, TlsTrust,
 };
 pub use error::Error;
 pub use permission::{MissingPermissions, Permission};

@@ -9,8 +9,8 @@ use openidconnect::{DiscoveryError, IssuerUrl};
 
 use super::jwks::JwksCache;
 use super::userinfo::{UserInfoClient, unix_now};
-use super::{AccessToken, AuthError, AuthProvider, Claims, SecretString};
-use crate::config::TlsTrust;
+use super::{AccessToken, AuthError, AuthProvider, Claims};
+use crate::config::Auth0Settings;
 use crate::net::{ClientTls, OpenIdHttp, OutboundError, OutboundHttp};
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
@@ -22,21 +22,6 @@ const JWKS_COOLDOWN: Duration = Duration::from_secs(30);
 const DISCOVERY_RETRY: Duration = Duration::from_secs(5);
 /// Tokens longer than this are refused unread: a JWT from Auth0 is about 1 KiB.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
-
-/// Where the Auth0 tenant is and what it issues for us.
-#[derive(Clone, Debug)]
-pub struct Auth0Settings {
-    /// The tenant's base URL: `https://DOMAIN`, or plain http on loopback for a local stand-in.
-    pub domain: url::Url,
-    /// The application's client id.
-    pub client_id: String,
-    /// The application's client secret.
-    pub client_secret: SecretString,
-    /// The API identifier our tokens must carry in `aud`.
-    pub audience: String,
-    /// The certificate authorities the tenant's certificate is verified against.
-    pub tls_trust: TlsTrust,
-}
 
 /// Verifies Auth0 access tokens: OpenID discovery, a JWKS cache, RS256 only, and a cache of verified
 /// tokens so a repeated token costs no cryptography.

@@ -7,11 +7,9 @@ mod jwks;
 mod token;
 mod userinfo;
 
-pub use auth0::{Auth0Provider, Auth0Settings};
+pub use auth0::Auth0Provider;
 pub use challenge::Challenge;
-pub use token::{
-    AccessToken, AccessTokenRejection, Audience, Claims, SecretString, require_permissions,
-};
+pub use token::{AccessToken, AccessTokenRejection, Audience, Claims, require_permissions};
 pub use userinfo::{UserInfo, UserInfoError};
 
 use std::sync::Arc;
@@ -43,9 +41,6 @@ pub trait AuthProvider: Send + Sync + 'static {
     /// Makes sure the provider is reachable, so start-up can report problems early.
     fn warm_up(&self) -> BoxFuture<'_, Result<(), AuthError>>;
 }
-
-/// The providers `AUTH_PROVIDER` may name.
-pub const KNOWN_PROVIDERS: &[&str] = &["auth0"];
 
 /// Builds the provider a configuration names, like the seed's `get_auth_provider("auth0")`.
 pub fn get_auth_provider(config: &AuthConfig) -> Result<Arc<dyn AuthProvider>, crate::Error> {

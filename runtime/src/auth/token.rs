@@ -9,29 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::userinfo::{UserInfo, UserInfoClient, UserInfoError};
+use crate::config::SecretString;
 use crate::permission::{MissingPermissions, PermissionPolicy};
-
-/// A secret string: `Debug` and `Display` never show it; `.secret()` is the one way in.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
-
-impl SecretString {
-    /// Wraps a secret.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(secret.into())
-    }
-
-    /// The secret itself. Keep it out of logs.
-    pub fn secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretString([redacted])")
-    }
-}
 
 /// `aud`: one audience or several.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -112,7 +91,7 @@ impl AccessToken {
     pub(crate) fn new(raw: String, claims: Claims, userinfo: Option<Arc<UserInfoClient>>) -> Self {
         Self {
             inner: Arc::new(TokenInner {
-                raw: SecretString(raw),
+                raw: SecretString::new(raw),
                 claims,
                 userinfo,
             }),

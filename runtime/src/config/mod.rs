@@ -7,7 +7,15 @@ use std::path::PathBuf;
 
 use url::Url;
 
-use crate::auth::{Auth0Settings, KNOWN_PROVIDERS, SecretString};
+mod provider;
+mod secret;
+
+pub use provider::{Auth0Settings, AuthConfig, KNOWN_PROVIDERS, ProviderConfig};
+pub use secret::SecretString;
+
+use provider::auth_config;
+#[cfg(test)]
+use provider::parse_domain;
 
 /// The default of `RESOURCE_BASE_URL`.
 pub const DEFAULT_BASE_URL: &str = "http://localhost:8000";
@@ -40,21 +48,6 @@ pub struct Config {
 
 /// The shortest `JWT_SIGNING_KEY` accepted: 32 bytes, the size of the HMAC-SHA256 key derived from it.
 pub const MIN_SIGNING_KEY_LEN: usize = 32;
-
-/// Authentication settings.
-#[derive(Clone, Debug)]
-pub struct AuthConfig {
-    /// The provider `AUTH_PROVIDER` names.
-    pub provider: ProviderConfig,
-}
-
-/// One variant per known provider.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum ProviderConfig {
-    /// `AUTH_PROVIDER=auth0`.
-    Auth0(Auth0Settings),
-}
 
 /// Where Redis is and how to sign in to it: `REDIS_URL`, or the seed's `REDIS_HOST`, `REDIS_PORT`
 /// and `REDIS_PASSWORD` (with `REDIS_USERNAME` for an ACL user).
@@ -156,24 +149,24 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-struct Reader {
+pub(crate) struct Reader {
     vars: HashMap<String, String>,
     problems: Vec<(String, String)>,
 }
 
 impl Reader {
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.vars
             .get(name)
             .map(|v| v.trim())
             .filter(|v| !v.is_empty())
     }
 
-    fn problem(&mut self, name: &str, message: impl Into<String>) {
+    pub(crate) fn problem(&mut self, name: &str, message: impl Into<String>) {
         self.problems.push((name.to_owned(), message.into()));
     }
 
-    fn required(&mut self, name: &str, why: &str) -> Option<String> {
+    pub(crate) fn required(&mut self, name: &str, why: &str) -> Option<String> {
         let value = self.get(name).map(str::to_owned);
         if value.is_none() {
             self.problem(name, format!("missing; {why}"));
@@ -466,64 +459,6 @@ fn percent_decode(part: &str) -> Option<String> {
         .map(|decoded| decoded.into_owned())
 }
 
-fn auth_config(r: &mut Reader, tls_trust: &TlsTrust) -> Option<AuthConfig> {
-    let provider = r.required("AUTH_PROVIDER", "set it to auth0");
-    if let Some(provider) = &provider
-        && !KNOWN_PROVIDERS.contains(&provider.as_str())
-    {
-        r.problem(
-            "AUTH_PROVIDER",
-            format!(
-                "unknown provider; known providers: {}",
-                KNOWN_PROVIDERS.join(", ")
-            ),
-        );
-    }
-    let domain = r.required(
-        "AUTH0_DOMAIN",
-        "your Auth0 tenant domain, e.g. my-app.us.auth0.com",
-    );
-    let domain = domain.and_then(|d| match parse_domain(&d) {
-        Ok(url) => Some(url),
-        Err(message) => {
-            r.problem("AUTH0_DOMAIN", message);
-            None
-        }
-    });
-    let client_id = r.required(
-        "AUTH0_CLIENT_ID",
-        "the application's Client ID from the Auth0 dashboard",
-    );
-    let client_secret = r.required(
-        "AUTH0_CLIENT_SECRET",
-        "the application's Client Secret from the Auth0 dashboard",
-    );
-    let audience = r.required(
-        "AUTH0_AUDIENCE",
-        "the identifier of your Auth0 API, e.g. https://api.example.com",
-    );
-    match (
-        provider.as_deref(),
-        domain,
-        client_id,
-        client_secret,
-        audience,
-    ) {
-        (Some("auth0"), Some(domain), Some(client_id), Some(client_secret), Some(audience)) => {
-            Some(AuthConfig {
-                provider: ProviderConfig::Auth0(Auth0Settings {
-                    domain,
-                    client_id,
-                    client_secret: SecretString::new(client_secret),
-                    audience,
-                    tls_trust: tls_trust.clone(),
-                }),
-            })
-        }
-        _ => None,
-    }
-}
-
 /// True for `localhost` and loopback IP addresses.
 pub(crate) fn is_loopback_url(url: &Url) -> bool {
     match url.host() {
@@ -532,35 +467,6 @@ pub(crate) fn is_loopback_url(url: &Url) -> bool {
         Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
         None => false,
     }
-}
-
-/// `AUTH0_DOMAIN`: a bare host means https; a full URL may be plain http only on loopback.
-fn parse_domain(value: &str) -> Result<Url, String> {
-    let url = if value.contains("://") {
-        Url::parse(value).map_err(|_| "not a valid URL or host name".to_owned())?
-    } else {
-        let url = Url::parse(&format!("https://{value}"))
-            .map_err(|_| "not a valid host name".to_owned())?;
-        if url.path() != "/" {
-            return Err("give the domain only, like my-app.us.auth0.com".into());
-        }
-        url
-    };
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback_url(&url) => {}
-        "http" => {
-            return Err("plain http is accepted only for loopback addresses; use https".into());
-        }
-        _ => return Err("must be a host name or an https URL".into()),
-    }
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err("must not have a path, query or fragment".into());
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not carry credentials".into());
-    }
-    Ok(url)
 }
 
 fn parse_base_url(value: &str) -> Result<Url, String> {
