@@ -19,11 +19,13 @@
 mod auth;
 mod config;
 mod error;
+mod keys;
 mod net;
 mod oauth;
 mod permission;
 mod server;
 mod storage;
+mod time;
 mod tool;
 
 pub use auth::{

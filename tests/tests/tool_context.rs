@@ -501,6 +501,57 @@ async fn an_edited_request_state_is_refused_and_a_genuine_one_completes() {
     );
 }
 
+/// Calls `two_steps` on `server` the 2026-07-28 way, by hand.
+async fn call_2026(server: &TestServer, params: Value) -> Value {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": { "name": "t", "version": "1" },
+        "io.modelcontextprotocol/clientCapabilities": { "elicitation": {} },
+    });
+    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params });
+    let http = toolgate_tests::tls::http_client();
+    mcp_post_as(&http, &server.mcp_url(), body.to_string(), "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", params_name(&body))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The sealing key is each server's own, from its `JWT_SIGNING_KEY`: a replica with the same key
+/// opens the state, a server in the same process with another key refuses it.
+#[tokio::test]
+async fn a_request_state_opens_only_on_servers_with_the_same_signing_key() {
+    let with_key = |key: &'static str| {
+        move |base: url::Url| {
+            let mut config = Config::without_auth(base.clone());
+            config.jwt_signing_key = Some(toolgate::SecretString::new(key));
+            builder(base).config(config).stateless(true)
+        }
+    };
+    let first_key = "the-first-signing-key-of-forty-characters!";
+    let issuer = TestServer::start(with_key(first_key)).await;
+    let replica = TestServer::start(with_key(first_key)).await;
+    let other = TestServer::start(with_key("another-signing-key-of-forty-characters!!")).await;
+
+    let first = call_2026(&issuer, json!({ "name": "two_steps" })).await;
+    let state = first["result"]["requestState"].as_str().unwrap().to_owned();
+    let answer = json!({ "first": { "action": "accept", "content": { "name": "Carol" } } });
+    let again = json!({ "name": "two_steps", "inputResponses": answer, "requestState": state });
+
+    let refused = call_2026(&other, again.clone()).await;
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    let opened = call_2026(&replica, again).await;
+    assert!(
+        opened["result"]["inputRequests"]["second"].is_object(),
+        "{opened}"
+    );
+}
+
 fn params_name(body: &Value) -> String {
     body["params"]["name"].as_str().unwrap().to_owned()
 }

@@ -8,10 +8,11 @@ use openidconnect::core::CoreProviderMetadata;
 use openidconnect::{DiscoveryError, IssuerUrl};
 
 use super::jwks::JwksCache;
-use super::userinfo::{UserInfoClient, unix_now};
+use super::userinfo::UserInfoClient;
 use super::{AccessToken, AuthError, AuthProvider, Claims};
 use crate::config::Auth0Settings;
 use crate::net::{ClientTls, OpenIdHttp, OutboundError, OutboundHttp};
+use crate::time::unix_now;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 const LEEWAY_SECONDS: u64 = 30;

@@ -18,6 +18,10 @@ use futures::future::BoxFuture;
 
 use crate::config::{AuthConfig, ProviderConfig};
 
+/// The OpenID scopes a client may always ask for and every sign-in asks the identity provider for,
+/// besides the tools' permissions.
+pub(crate) const OPENID_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+
 /// Why a bearer token was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {

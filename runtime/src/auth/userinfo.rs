@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::AccessToken;
 use crate::net::{OutboundHttp, send};
+use crate::time::unix_now;
 
 /// How long a profile is reused at most, whatever the token's lifetime.
 const PROFILE_TTL: Duration = Duration::from_secs(600);
@@ -186,11 +187,4 @@ impl UserInfoClient {
             expires,
         })
     }
-}
-
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

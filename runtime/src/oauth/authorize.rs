@@ -19,7 +19,8 @@ use super::clients::ClientLookupError;
 use super::responses::{
     error_page, escape, page, redirect_error, redirect_to, store_down_page, unavailable_page,
 };
-use super::{CONSENT_TTL, OAuth, UPSTREAM_BASE_SCOPES, UPSTREAM_STATE_TTL, crypto};
+use super::{CONSENT_TTL, OAuth, UPSTREAM_STATE_TTL, crypto, is_base_scope};
+use crate::auth::OPENID_SCOPES;
 
 /// Store kinds.
 const CONSENT: &str = "consent"; // consent transaction id
@@ -178,7 +179,7 @@ pub(crate) async fn authorize(
     let permissions: Vec<&str> = scope
         .iter()
         .copied()
-        .filter(|s| !UPSTREAM_BASE_SCOPES.contains(s))
+        .filter(|s| !is_base_scope(s))
         .collect();
     let mut response = consent_page(
         &oauth,
@@ -260,12 +261,12 @@ fn insecure_cookie(oauth: &OAuth) -> bool {
 
 fn cookie_signature(oauth: &OAuth, transaction: &str, client_id: &str) -> String {
     let message = format!("consent-cookie\0{transaction}\0{client_id}");
-    URL_SAFE_NO_PAD.encode(crypto::hmac(&oauth.keys.cookie, message.as_bytes()))
+    URL_SAFE_NO_PAD.encode(crypto::hmac(&oauth.keys.consent_cookie, message.as_bytes()))
 }
 
 fn csrf_token(oauth: &OAuth, transaction: &str) -> String {
     let message = format!("consent-csrf\0{transaction}");
-    URL_SAFE_NO_PAD.encode(crypto::hmac(&oauth.keys.cookie, message.as_bytes()))
+    URL_SAFE_NO_PAD.encode(crypto::hmac(&oauth.keys.consent_cookie, message.as_bytes()))
 }
 
 /// `Set-Cookie` for a consent transaction: signed, bound to the client, HttpOnly, SameSite=Lax (so
@@ -417,7 +418,8 @@ async fn start_upstream_login(
         .endpoints()
         .await
         .map_err(|e| unavailable_page(&e))?;
-    let mut scope: Vec<&str> = UPSTREAM_BASE_SCOPES.to_vec();
+    let mut scope: Vec<&str> = OPENID_SCOPES.to_vec();
+    scope.push(super::OFFLINE_ACCESS);
     for s in pending.scope.split(' ').filter(|s| !s.is_empty()) {
         if !scope.contains(&s) {
             scope.push(s);

@@ -11,13 +11,14 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::authorize::{UPSTREAM_STATE, UpstreamLogin};
-use super::grants::{Grant, UpstreamTokens, unix_now};
+use super::grants::{Grant, UpstreamTokens};
 use super::responses::{
     error_page, redirect_error, redirect_with, store_down_page, unavailable_page,
 };
 use super::upstream::{self, UpstreamError};
 use super::{CODE_TTL, OAuth, crypto};
 use crate::auth::{AuthError, AuthProvider};
+use crate::time::unix_now;
 
 /// Store kinds.
 pub(crate) const CODE: &str = "code"; // our authorization code

@@ -286,7 +286,7 @@ pub(crate) async fn register(
 
     let mut body = json!({
         "client_id": client.client_id,
-        "client_id_issued_at": super::grants::unix_now(),
+        "client_id_issued_at": crate::time::unix_now(),
         "redirect_uris": client.redirect_uris,
         "grant_types": grant_types,
         "response_types": response_types,

@@ -12,6 +12,7 @@ use super::upstream::{self, UpstreamError};
 use super::{ACCESS_TOKEN_MAX_TTL, GRANT_TTL, OAuth, crypto};
 use crate::auth::{AccessToken, AuthError, AuthProvider};
 use crate::storage::StoreError;
+use crate::time::unix_now;
 
 /// Store kinds. Each names what its id is.
 pub(crate) const GRANT: &str = "grant"; // grant id
@@ -27,13 +28,6 @@ const RESOLVED_TTL: Duration = Duration::from_secs(30);
 const REFRESH_LOCK_TTL: Duration = Duration::from_secs(15);
 /// Longest accepted bearer token; ours are about 500 bytes, Auth0's about 1 KiB.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
-
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// One authorization: whose, for which client, and the Auth0 tokens behind it. Kept encrypted.
 #[derive(Clone, Serialize, Deserialize)]

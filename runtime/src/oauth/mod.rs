@@ -25,7 +25,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 
-use crate::auth::{AccessToken, Auth0Provider};
+use crate::auth::{AccessToken, Auth0Provider, OPENID_SCOPES};
+use crate::keys::DerivedKeys;
 use crate::storage::EncryptedStore;
 
 pub(crate) use grants::ProxyProvider;
@@ -42,8 +43,13 @@ const ACCESS_TOKEN_MAX_TTL: Duration = Duration::from_secs(3600);
 const GRANT_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How long a registration lives.
 const CLIENT_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
-/// The scopes every sign-in asks Auth0 for, besides the tools' permissions.
-const UPSTREAM_BASE_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+/// The scope that gets a refresh token from Auth0: every sign-in asks for it, and clients may too.
+pub(crate) const OFFLINE_ACCESS: &str = "offline_access";
+
+/// True for the scopes every sign-in asks Auth0 for, which are no tool's permission.
+fn is_base_scope(scope: &str) -> bool {
+    OPENID_SCOPES.contains(&scope) || scope == OFFLINE_ACCESS
+}
 /// Registrations accepted per client address per minute, by default.
 pub(crate) const DEFAULT_REGISTRATIONS_PER_MINUTE: u32 = 20;
 
@@ -65,42 +71,13 @@ pub(crate) struct Settings {
     pub(crate) registrations_per_minute: u32,
 }
 
-/// Keys derived from `JWT_SIGNING_KEY`, one per purpose.
-pub(crate) struct Keys {
-    pub(crate) access_encoding: jsonwebtoken::EncodingKey,
-    pub(crate) access_decoding: jsonwebtoken::DecodingKey,
-    pub(crate) cookie: [u8; 32],
-}
-
-impl Keys {
-    pub(crate) fn derive(signing_key: &str) -> Self {
-        let access = crypto::derive_key(signing_key.as_bytes(), "access-token");
-        Self {
-            access_encoding: jsonwebtoken::EncodingKey::from_secret(&access)
-                .expect("HMAC accepts a 32-byte key"),
-            access_decoding: jsonwebtoken::DecodingKey::from_secret(&access)
-                .expect("HMAC accepts a 32-byte key"),
-            cookie: crypto::derive_key(signing_key.as_bytes(), "consent-cookie"),
-        }
-    }
-
-    /// The key that seals a tool's 2026-07-28 `requestState`, the same on every replica.
-    pub(crate) fn request_state_key(signing_key: &str) -> [u8; 32] {
-        crypto::derive_key(signing_key.as_bytes(), "request-state")
-    }
-
-    /// The secret the store derives its key-naming HMAC key from: stable across Fernet rotation.
-    pub(crate) fn storage_naming_secret(signing_key: &str) -> [u8; 32] {
-        crypto::derive_key(signing_key.as_bytes(), "storage-names")
-    }
-}
-
 /// The authorization server's state, shared by its handlers and by the token verifier.
 pub(crate) struct OAuth {
     pub(crate) settings: Settings,
     pub(crate) upstream: Auth0Provider,
     pub(crate) store: EncryptedStore,
-    pub(crate) keys: Keys,
+    /// The server's keys (it derived them from `JWT_SIGNING_KEY` and hands them over).
+    pub(crate) keys: DerivedKeys,
     /// Registrations per client address in the current minute.
     registrations: moka::sync::Cache<IpAddr, Arc<AtomicU32>>,
     /// Client metadata documents already fetched.
@@ -117,7 +94,7 @@ impl OAuth {
         settings: Settings,
         upstream: Auth0Provider,
         store: EncryptedStore,
-        keys: Keys,
+        keys: DerivedKeys,
     ) -> Self {
         Self {
             settings,

@@ -145,7 +145,11 @@ impl ServerHandler for ToolgateHandler {
         let call = ToolCall::new(tool.def.name, request.arguments.unwrap_or_default(), token)
             .with_context(context)
             .with_session_log_level(self.log_level.clone())
-            .with_client_input(request.input_responses, request.request_state.as_deref());
+            .with_client_input(
+                &self.shared.state_sealer,
+                request.input_responses,
+                request.request_state.as_deref(),
+            );
         let outcome = match call {
             Ok(call) => (tool.def.handler)(call).await,
             Err(error) => Err(error),

@@ -19,12 +19,10 @@ pub(crate) async fn protected_resource(State(shared): State<Arc<Shared>>) -> Res
             return super::gate::unavailable();
         }
     };
-    let mut scopes = vec!["openid", "profile", "email"];
-    scopes.extend(shared.registry.declared_permissions());
     axum::Json(json!({
         "resource": shared.config.resource_uri(),
         "authorization_servers": servers,
-        "scopes_supported": scopes,
+        "scopes_supported": shared.scopes,
         "bearer_methods_supported": ["header"],
         "resource_name": "toolgate MCP server",
     }))

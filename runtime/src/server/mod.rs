@@ -16,12 +16,13 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
 
 use crate::Error;
-use crate::auth::{Auth0Provider, AuthProvider, Challenge, get_auth_provider};
+use crate::auth::{Auth0Provider, AuthProvider, Challenge, OPENID_SCOPES, get_auth_provider};
 use crate::config::{Config, ProviderConfig};
+use crate::keys::DerivedKeys;
 use crate::oauth::{self, OAuth, ProxyProvider};
 use crate::permission::Permission;
 use crate::storage::{EncryptedStore, MemoryStore, RedisStore, Store};
-use crate::tool::{Registry, Tool, ToolDef};
+use crate::tool::{Registry, StateSealer, Tool, ToolDef};
 
 /// Sends each write at once. A streamed (SSE) reply goes out in several writes, and with Nagle's
 /// algorithm on, the last one waits for the client's delayed ACK: about 40 ms per session-mode call
@@ -43,6 +44,10 @@ pub(crate) struct Shared {
     pub(crate) challenge: Challenge,
     pub(crate) allowed_hosts: Vec<String>,
     pub(crate) body_limit: usize,
+    /// What a client may ask for: the OpenID scopes plus every permission of the catalog.
+    pub(crate) scopes: Vec<String>,
+    /// This server's key for tools' `requestState`s (never shared with another server).
+    pub(crate) state_sealer: StateSealer,
     /// The authorization server, when the server runs one (`JWT_SIGNING_KEY` set).
     pub(crate) oauth: Option<Arc<OAuth>>,
 }
@@ -318,16 +323,21 @@ impl ServerBuilder {
         }
         .with_permissions(&self.permissions)?;
         let base = self.config.base_url();
-        let mut scopes: Vec<String> = ["openid", "profile", "email"].map(String::from).to_vec();
+        let mut scopes: Vec<String> = OPENID_SCOPES.map(String::from).to_vec();
         scopes.extend(
             registry
                 .declared_permissions()
                 .into_iter()
                 .map(String::from),
         );
-        if let Some(key) = &self.config.jwt_signing_key {
-            crate::tool::input::share_state_key(oauth::Keys::request_state_key(key.secret()));
-        }
+        let keys = self
+            .config
+            .jwt_signing_key
+            .as_ref()
+            .map(DerivedKeys::derive);
+        let state_sealer = keys.as_ref().map_or_else(StateSealer::random, |keys| {
+            StateSealer::from_key(keys.request_state)
+        });
         let mut oauth = None;
         let provider = match (self.provider, &self.config.auth) {
             (Some(provider), _) => Some(provider),
@@ -335,6 +345,7 @@ impl ServerBuilder {
                 let ProviderConfig::Auth0(settings) = &auth.provider;
                 let server = build_authorization_server(
                     &self.config,
+                    keys.expect("the authorization server runs only with JWT_SIGNING_KEY"),
                     Auth0Provider::new(settings.clone())?,
                     self.store,
                     &scopes,
@@ -360,6 +371,8 @@ impl ServerBuilder {
                 challenge,
                 allowed_hosts,
                 body_limit: self.body_limit,
+                scopes,
+                state_sealer,
                 oauth,
             }),
         })
@@ -370,15 +383,12 @@ impl ServerBuilder {
 /// store (Redis with `REDIS_HOST`, else memory), and Auth0 behind it.
 fn build_authorization_server(
     config: &Config,
+    keys: DerivedKeys,
     upstream: Auth0Provider,
     store: Option<Arc<dyn Store>>,
     scopes: &[String],
     registrations_per_minute: u32,
 ) -> Result<OAuth, Error> {
-    let signing_key = config
-        .jwt_signing_key
-        .as_ref()
-        .expect("the authorization server runs only with JWT_SIGNING_KEY");
     let in_memory = store.is_none() && config.redis.is_none();
     let store: Arc<dyn Store> = match (store, &config.redis) {
         (Some(store), _) => store,
@@ -402,8 +412,7 @@ fn build_authorization_server(
             }));
         }
     };
-    let naming_secret = oauth::Keys::storage_naming_secret(signing_key.secret());
-    let store = EncryptedStore::new(store, &encryption_keys, &naming_secret).map_err(|e| {
+    let store = EncryptedStore::new(store, &encryption_keys, &keys.storage_names).map_err(|e| {
         Error::Config(crate::ConfigError {
             problems: vec![("STORAGE_ENCRYPTION_KEY".into(), e.to_string())],
         })
@@ -421,16 +430,11 @@ fn build_authorization_server(
         scopes_supported: scopes
             .iter()
             .cloned()
-            .chain(std::iter::once("offline_access".to_owned()))
+            .chain(std::iter::once(oauth::OFFLINE_ACCESS.to_owned()))
             .collect(),
         dev_mode: config.dev_mode,
         plain_http: config.resource_base_url.scheme() == "http",
         registrations_per_minute,
     };
-    Ok(OAuth::new(
-        settings,
-        upstream,
-        store,
-        oauth::Keys::derive(signing_key.secret()),
-    ))
+    Ok(OAuth::new(settings, upstream, store, keys))
 }

@@ -1,8 +1,8 @@
 //! Records: typed values under (kind, id) names, HMAC-named and Fernet-encrypted over any `Store`.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
@@ -14,11 +14,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::{MAX_TTL, Store, StoreError};
+use crate::time::since_epoch as unix_now;
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// Separates the key-naming HMAC key from whatever else the naming secret is used for.
-const NAMING_KEY_CONTEXT: &[u8] = b"toolgate storage record names v1";
 
 /// Fernet keys are url-safe base64; keys written with or without the trailing `=` are both common.
 const FERNET_KEY_ENCODING: GeneralPurpose = GeneralPurpose::new(
@@ -66,10 +64,8 @@ pub enum StorageKeyError {
         /// The decoded length.
         length: usize,
     },
-    /// The secret record names are derived from is empty, so names would be guessable.
-    #[error(
-        "the secret storage record names are derived from is empty (it comes from JWT_SIGNING_KEY)"
-    )]
+    /// The key records are named with is empty, so names would be guessable.
+    #[error("the key storage records are named with is empty (it comes from JWT_SIGNING_KEY)")]
     EmptyNamingSecret,
 }
 
@@ -112,7 +108,7 @@ struct Opened<T> {
     expires_at: u64,
 }
 
-struct Keys {
+struct EncryptedInner {
     inner: Arc<dyn Store>,
     /// The first encrypts; all decrypt, in order.
     ciphers: Vec<Fernet>,
@@ -126,28 +122,24 @@ struct Keys {
 /// past its `expires_at` reads as absent and is logged with its kind and store key only. Errors of the
 /// store itself are passed on unchanged, never turned into "absent".
 #[derive(Clone)]
-pub struct EncryptedStore(Arc<Keys>);
+pub struct EncryptedStore(Arc<EncryptedInner>);
 
 impl EncryptedStore {
     /// `encryption_keys`: the STORAGE_ENCRYPTION_KEY value, comma-separated Fernet keys (url-safe base64 of
-    /// 32 bytes); the first encrypts, all decrypt. `naming_secret`: bytes the key-naming HMAC key is derived
-    /// from (the server passes a value derived from JWT_SIGNING_KEY, so rotating Fernet keys never renames records).
+    /// 32 bytes); the first encrypts, all decrypt. `naming_key`: the HMAC key records are named with,
+    /// used as given (the server passes one derived from JWT_SIGNING_KEY with HKDF, so rotating
+    /// Fernet keys never renames records).
     pub fn new(
         inner: Arc<dyn Store>,
         encryption_keys: &str,
-        naming_secret: &[u8],
+        naming_key: &[u8],
     ) -> Result<Self, StorageKeyError> {
         let ciphers = parse_encryption_keys(encryption_keys)?;
-        if naming_secret.is_empty() {
+        if naming_key.is_empty() {
             return Err(StorageKeyError::EmptyNamingSecret);
         }
-        let mut derivation =
-            HmacSha256::new_from_slice(naming_secret).expect("HMAC takes keys of any length");
-        derivation.update(NAMING_KEY_CONTEXT);
-        let naming_key = derivation.finalize().into_bytes();
-        let naming =
-            HmacSha256::new_from_slice(&naming_key).expect("HMAC takes keys of any length");
-        Ok(Self(Arc::new(Keys {
+        let naming = HmacSha256::new_from_slice(naming_key).expect("HMAC takes keys of any length");
+        Ok(Self(Arc::new(EncryptedInner {
             inner,
             ciphers,
             naming,
@@ -175,7 +167,7 @@ impl EncryptedStore {
         mac.update(kind.as_bytes());
         mac.update(&[0]);
         mac.update(id.as_bytes());
-        hex(&mac.finalize().into_bytes())
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// The record, unless absent, expired, or not to be trusted (which is logged, and the record
@@ -268,7 +260,7 @@ impl EncryptedStore {
         ttl: Duration,
     ) -> Result<Option<StoreLock>, StoreError> {
         let key = self.lock_key(kind, id);
-        let nonce = hex(&rand::random::<[u8; 16]>());
+        let nonce = hex::encode(rand::random::<[u8; 16]>());
         let acquired = self
             .0
             .inner
@@ -395,21 +387,6 @@ fn parse_encryption_keys(value: &str) -> Result<Vec<Fernet>, StorageKeyError> {
             })
         })
         .collect()
-}
-
-fn unix_now() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-            let _ = write!(out, "{byte:02x}");
-            out
-        })
 }
 
 #[cfg(test)]

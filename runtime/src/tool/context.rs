@@ -11,7 +11,7 @@ use rmcp::model::{
 use rmcp::service::{Peer, RequestContext};
 use serde::Serialize;
 
-use super::input::{self, Answers, ClientInput, Questions};
+use super::input::{self, Answers, ClientInput, Questions, StateSealer};
 use super::logging::{LogLevel, SessionLogLevel};
 use super::schema::Injected;
 use super::{InputSchema, ToolArgument, ToolError};
@@ -48,14 +48,20 @@ impl ToolCall {
     }
 
     /// The answers a client sent back after an `input_required` result, checked against the
-    /// `requestState` this server issued for the same tool and caller.
+    /// `requestState` this server issued (under `sealer`, its own) for the same tool and caller.
     pub(crate) fn with_client_input(
         mut self,
+        sealer: &StateSealer,
         responses: Option<InputResponses>,
         request_state: Option<&str>,
     ) -> Result<Self, ToolError> {
         let binding = input::binding(self.tool, self.token.as_ref());
-        self.input = Arc::new(ClientInput::open(responses, request_state, &binding)?);
+        self.input = Arc::new(ClientInput::open(
+            sealer,
+            responses,
+            request_state,
+            &binding,
+        )?);
         Ok(self)
     }
 

@@ -5,12 +5,13 @@
 //! 2026-07-28 on a server may not send requests: the call ends with an `input_required` result that
 //! lists the questions, and the client calls the tool again with `inputResponses` and the
 //! `requestState` it was given. toolgate keeps the answers of earlier rounds in that state, sealed
-//! (HMAC) and bound to the tool and the caller, so a tool simply asks again from the top each round.
+//! (HMAC, under the server's own key) and bound to the tool and the caller, so a tool simply asks
+//! again from the top each round.
 
 #![allow(deprecated)] // sampling and roots are deprecated by SEP-2577 yet current in every version served
 
 use std::collections::BTreeMap;
-use std::sync::{LazyLock, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::RoleServer;
@@ -32,21 +33,55 @@ use crate::auth::AccessToken;
 /// to fill in a form.
 const STATE_TTL: Duration = Duration::from_secs(15 * 60);
 
-/// The sealing key: derived from `JWT_SIGNING_KEY` when the server has one (set once, by the first
-/// server built in the process), so a state sealed by one replica opens on another and survives a
-/// restart. Without it the key is random per process, and a client whose state cannot be opened is
-/// told to call again from the start.
-static STATE_KEY: OnceLock<[u8; 32]> = OnceLock::new();
+/// Seals and opens `requestState`s. Each server has its own: keyed from its `JWT_SIGNING_KEY` when
+/// it has one, so a state sealed by one replica opens on another and survives a restart; otherwise
+/// from a random key of that server alone, and a client whose state cannot be opened is told to call
+/// again from the start. Never process-wide: two servers in one process with different signing keys
+/// cannot open each other's states.
+#[derive(Clone)]
+pub(crate) struct StateSealer(Arc<RequestStateCodec>);
 
-static STATE_CODEC: LazyLock<RequestStateCodec> = LazyLock::new(|| {
-    let key = *STATE_KEY.get_or_init(rand::random::<[u8; 32]>);
-    RequestStateCodec::try_new(key.to_vec()).expect("32 bytes are a long enough key")
-});
+impl std::fmt::Debug for StateSealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateSealer([redacted])")
+    }
+}
 
-/// Makes the sealing key the one every replica sharing `secret` derives. The first call wins; later
-/// ones (a second server in the same process) keep the first key.
-pub(crate) fn share_state_key(secret: [u8; 32]) {
-    let _ = STATE_KEY.set(secret);
+impl StateSealer {
+    pub(crate) fn from_key(key: [u8; 32]) -> Self {
+        Self(Arc::new(
+            RequestStateCodec::try_new(key.to_vec()).expect("32 bytes are a long enough key"),
+        ))
+    }
+
+    pub(crate) fn random() -> Self {
+        Self::from_key(rand::random())
+    }
+
+    fn open(&self, sealed: &str, binding: &str) -> Result<SealedState, ToolError> {
+        self.0
+            .open_json_with::<SealedState>(sealed, binding.as_bytes())
+            .map_err(|_| {
+                // One message for every cause (forged, expired, other tool, caller or server), as
+                // the codec asks: the detail would help an attacker, not the client.
+                ToolError::with_kind(
+                    ToolErrorKind::InvalidRequestState,
+                    "the requestState was not issued by this server for this tool and \
+                     caller, or it has expired: call the tool again without it",
+                )
+            })
+    }
+
+    fn seal(&self, state: &SealedState, binding: &str) -> Result<String, ToolError> {
+        self.0
+            .seal_json_with(
+                state,
+                &SealOptions::new()
+                    .associated_data(binding.as_bytes())
+                    .ttl(STATE_TTL),
+            )
+            .map_err(|error| ToolError::new(format!("could not seal the request state: {error}")))
+    }
 }
 
 /// What a sealed `requestState` is bound to: the tool and the caller, so a state cannot be replayed
@@ -62,34 +97,24 @@ struct SealedState {
 }
 
 /// The answers a client has given so far in a 2026-07-28 call: those carried in the verified
-/// `requestState` plus the new `inputResponses`.
+/// `requestState` plus the new `inputResponses`, and the server's sealer for the next round.
 #[derive(Debug, Default)]
 pub(crate) struct ClientInput {
     answers: BTreeMap<String, Value>,
+    /// `None` for a call no server received (`ToolCall::new`): it has no client to answer.
+    sealer: Option<StateSealer>,
 }
 
 impl ClientInput {
     pub(crate) fn open(
+        sealer: &StateSealer,
         responses: Option<InputResponses>,
         request_state: Option<&str>,
         binding: &str,
     ) -> Result<Self, ToolError> {
         let mut answers = match request_state {
             None => BTreeMap::new(),
-            Some(sealed) => {
-                STATE_CODEC
-                    .open_json_with::<SealedState>(sealed, binding.as_bytes())
-                    .map_err(|_| {
-                        // One message for every cause (forged, expired, other tool or caller), as
-                        // the codec asks: the detail would help an attacker, not the client.
-                        ToolError::with_kind(
-                            ToolErrorKind::InvalidRequestState,
-                            "the requestState was not issued by this server for this tool and \
-                             caller, or it has expired: call the tool again without it",
-                        )
-                    })?
-                    .answers
-            }
+            Some(sealed) => sealer.open(sealed, binding)?.answers,
         };
         // A response that is not an object is no result of any input request; leaving it out
         // makes the tool ask again rather than fail on it.
@@ -99,7 +124,10 @@ impl ClientInput {
                 .into_iter()
                 .filter(|(_, value)| value.is_object()),
         );
-        Ok(Self { answers })
+        Ok(Self {
+            answers,
+            sealer: Some(sealer.clone()),
+        })
     }
 }
 
@@ -201,18 +229,17 @@ impl Questions {
         if missing.is_empty() {
             return Ok(answers);
         }
-        let state = STATE_CODEC
-            .seal_json_with(
-                &SealedState {
-                    answers: input.answers.clone(),
-                },
-                &SealOptions::new()
-                    .associated_data(binding.as_bytes())
-                    .ttl(STATE_TTL),
-            )
-            .map_err(|error| {
-                ToolError::new(format!("could not seal the request state: {error}"))
-            })?;
+        let Some(sealer) = &input.sealer else {
+            return Err(ToolError::new(
+                "this call came from no server, so it has no key to seal a requestState with",
+            ));
+        };
+        let state = sealer.seal(
+            &SealedState {
+                answers: input.answers.clone(),
+            },
+            binding,
+        )?;
         Err(ToolError::input_required(InputRequiredResult::new(
             Some(missing),
             Some(state),
@@ -340,6 +367,7 @@ mod tests {
 
     #[test]
     fn missing_answers_are_asked_for_together_and_given_ones_carried_over() {
+        let sealer = StateSealer::random();
         let binding = binding("t", None);
         let questions = || {
             Questions::new()
@@ -351,7 +379,7 @@ mod tests {
                 .list_roots("roots")
         };
 
-        let first = ClientInput::open(None, None, &binding).unwrap();
+        let first = ClientInput::open(&sealer, None, None, &binding).unwrap();
         let result = input_required(questions().answer_from(&first, &binding).unwrap_err());
         let keys: Vec<&String> = result.input_requests.as_ref().unwrap().keys().collect();
         assert_eq!(keys, ["greeting", "name", "roots"]);
@@ -361,8 +389,13 @@ mod tests {
             "name".to_owned(),
             json!({"action": "accept", "content": {"name": "Alice"}}),
         )]);
-        let second =
-            ClientInput::open(Some(responses), result.request_state.as_deref(), &binding).unwrap();
+        let second = ClientInput::open(
+            &sealer,
+            Some(responses),
+            result.request_state.as_deref(),
+            &binding,
+        )
+        .unwrap();
         let result = input_required(questions().answer_from(&second, &binding).unwrap_err());
         let keys: Vec<&String> = result.input_requests.as_ref().unwrap().keys().collect();
         assert_eq!(keys, ["greeting", "roots"]);
@@ -379,8 +412,13 @@ mod tests {
                 json!({"roots": [{"uri": "file:///tmp"}]}),
             ),
         ]);
-        let third =
-            ClientInput::open(Some(responses), result.request_state.as_deref(), &binding).unwrap();
+        let third = ClientInput::open(
+            &sealer,
+            Some(responses),
+            result.request_state.as_deref(),
+            &binding,
+        )
+        .unwrap();
         let answers = questions().answer_from(&third, &binding).unwrap();
         let name = answers.elicitation("name").unwrap();
         assert_eq!(name.content.unwrap()["name"], "Alice");
@@ -389,10 +427,34 @@ mod tests {
     }
 
     #[test]
+    fn a_state_opens_only_under_the_sealer_that_sealed_it() {
+        let key = rand::random::<[u8; 32]>();
+        let (sealer, replica, other) = (
+            StateSealer::from_key(key),
+            StateSealer::from_key(key),
+            StateSealer::random(),
+        );
+        let binding = binding("t", None);
+        let input = ClientInput::open(&sealer, None, None, &binding).unwrap();
+        let state = input_required(
+            Questions::new()
+                .elicit("name", name_form())
+                .answer_from(&input, &binding)
+                .unwrap_err(),
+        )
+        .request_state
+        .unwrap();
+        assert!(ClientInput::open(&replica, None, Some(&state), &binding).is_ok());
+        let error = ClientInput::open(&other, None, Some(&state), &binding).unwrap_err();
+        assert_eq!(error.kind(), ToolErrorKind::InvalidRequestState);
+    }
+
+    #[test]
     fn an_answer_of_the_wrong_shape_is_asked_again() {
+        let sealer = StateSealer::random();
         let binding = binding("t", None);
         let responses = InputResponses::from([("name".to_owned(), json!({"roots": []}))]);
-        let input = ClientInput::open(Some(responses), None, &binding).unwrap();
+        let input = ClientInput::open(&sealer, Some(responses), None, &binding).unwrap();
         let result = input_required(
             Questions::new()
                 .elicit("name", name_form())
@@ -404,8 +466,9 @@ mod tests {
 
     #[test]
     fn a_state_is_refused_when_tampered_with_or_bound_to_another_tool() {
+        let sealer = StateSealer::random();
         let binding = binding("t", None);
-        let input = ClientInput::open(None, None, &binding).unwrap();
+        let input = ClientInput::open(&sealer, None, None, &binding).unwrap();
         let state = input_required(
             Questions::new()
                 .elicit("name", name_form())
@@ -414,7 +477,7 @@ mod tests {
         )
         .request_state
         .unwrap();
-        assert!(ClientInput::open(None, Some(&state), &binding).is_ok());
+        assert!(ClientInput::open(&sealer, None, Some(&state), &binding).is_ok());
 
         let mut tampered = state.clone().into_bytes();
         let last = tampered.len() - 1;
@@ -425,7 +488,7 @@ mod tests {
             (state.as_str(), super::binding("other_tool", None)),
             ("not a state", binding.clone()),
         ] {
-            let error = ClientInput::open(None, Some(state), &binding).unwrap_err();
+            let error = ClientInput::open(&sealer, None, Some(state), &binding).unwrap_err();
             assert_eq!(error.kind(), ToolErrorKind::InvalidRequestState);
         }
     }

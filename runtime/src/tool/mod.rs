@@ -4,6 +4,7 @@
 pub(crate) mod context;
 mod error;
 pub(crate) mod input;
+pub(crate) use input::StateSealer;
 mod logging;
 mod output;
 mod registry;
