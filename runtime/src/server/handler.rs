@@ -12,6 +12,7 @@ use rmcp::{RoleServer, ServerHandler};
 use serde_json::json;
 
 use super::Shared;
+use super::handoff::token_of;
 use crate::auth::AccessToken;
 use crate::permission::Permission;
 use crate::tool::{LogLevel, SessionLogLevel, ToolCall};
@@ -45,14 +46,6 @@ impl ToolgateHandler {
             _ => permissions.is_empty(),
         }
     }
-}
-
-fn token_of(context: &RequestContext<RoleServer>) -> Option<AccessToken> {
-    context
-        .extensions
-        .get::<http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<AccessToken>())
-        .cloned()
 }
 
 impl ServerHandler for ToolgateHandler {

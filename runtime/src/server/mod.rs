@@ -3,6 +3,7 @@
 
 mod gate;
 mod handler;
+mod handoff;
 mod metadata;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
