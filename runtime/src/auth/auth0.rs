@@ -2,10 +2,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, Validation, errors::ErrorKind};
-use openidconnect::core::CoreProviderMetadata;
-use openidconnect::{DiscoveryError, IssuerUrl};
+use openidconnect::core::{
+    CoreClient, CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreJwsSigningAlgorithm,
+    CoreProviderMetadata,
+};
+use openidconnect::{
+    AuthType, ClientId, ClientSecret, DiscoveryError, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, Nonce, RevocationUrl,
+};
 
 use super::jwks::JwksCache;
 use super::userinfo::UserInfoClient;
@@ -40,11 +45,24 @@ struct Inner {
     verified: moka::sync::Cache<String, AccessToken>,
 }
 
+/// The tenant as openidconnect's client for the authorization server's leg to Auth0: authorize,
+/// code exchange, refresh and revocation, with the client secret posted in the form (Auth0's
+/// "Post" method, the default of a Regular Web Application).
+pub(crate) type UpstreamClient = CoreClient<
+    EndpointSet,      // authorize
+    EndpointNotSet,   // device authorization
+    EndpointNotSet,   // introspection
+    EndpointSet,      // revocation
+    EndpointMaybeSet, // token: a resource server alone needs none, so discovery may lack it
+    EndpointMaybeSet, // userinfo
+>;
+
 struct Discovered {
     metadata: CoreProviderMetadata,
     validation: Validation,
     keys: JwksCache,
     userinfo: Option<Arc<UserInfoClient>>,
+    client: UpstreamClient,
 }
 
 struct ExpireAtExp;
@@ -173,12 +191,8 @@ impl Auth0Provider {
         validation.set_audience(&[&self.inner.settings.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         // openidconnect fetched the JWKS during discovery; reuse it rather than fetch again.
-        let initial: JwkSet = serde_json::to_value(metadata.jwks())
-            .ok()
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or(JwkSet { keys: Vec::new() });
         let keys = JwksCache::new(
-            &initial,
+            metadata.jwks(),
             metadata.jwks_uri().to_string(),
             self.inner.http.clone(),
             JWKS_COOLDOWN,
@@ -191,12 +205,26 @@ impl Auth0Provider {
             self.inner.http.clone(),
             userinfo_endpoint,
         )));
-        tracing::info!(%issuer, keys = initial.keys.len(), "OpenID discovery done");
+        let settings = &self.inner.settings;
+        let client = CoreClient::from_provider_metadata(
+            metadata.clone(),
+            ClientId::new(settings.client_id.clone()),
+            Some(ClientSecret::new(
+                settings.client_secret.secret().to_owned(),
+            )),
+        )
+        .set_auth_type(AuthType::RequestBody)
+        .set_revocation_url(
+            RevocationUrl::new(self.revocation_endpoint())
+                .expect("a checked AUTH0_DOMAIN plus a path is a URL"),
+        );
+        tracing::info!(%issuer, keys = keys.len(), "OpenID discovery done");
         Discovered {
             metadata,
             validation,
             keys,
             userinfo,
+            client,
         }
     }
 
@@ -214,18 +242,13 @@ impl Auth0Provider {
         &self.inner.http
     }
 
-    /// The tenant's `/authorize` and `/oauth/token` URLs, from discovery.
-    pub(crate) async fn endpoints(&self) -> Result<(String, String), AuthError> {
-        let metadata = &self.discovered().await?.metadata;
-        let token = metadata
-            .token_endpoint()
-            .map(|u| u.to_string())
-            .ok_or_else(|| AuthError::Unavailable("discovery names no token endpoint".into()))?;
-        Ok((metadata.authorization_endpoint().to_string(), token))
+    /// The tenant as an OpenID client, from discovery: for the authorization server's own leg.
+    pub(crate) async fn client(&self) -> Result<&UpstreamClient, AuthError> {
+        Ok(&self.discovered().await?.client)
     }
 
     /// Auth0's RFC 7009 endpoint. Auth0 publishes it at a fixed path rather than in discovery.
-    pub(crate) fn revocation_endpoint(&self) -> String {
+    fn revocation_endpoint(&self) -> String {
         format!(
             "{}/oauth/revoke",
             self.inner.settings.domain.as_str().trim_end_matches('/')
@@ -258,28 +281,28 @@ impl Auth0Provider {
         Ok((discovered, key))
     }
 
-    /// Verifies an ID token from the code exchange: RS256 from the tenant's keys, our client id as
-    /// audience, and the nonce we sent (which ties it to this login and no other).
+    /// Verifies an ID token from the code exchange with openidconnect: RS256 from the tenant's keys,
+    /// the discovered issuer, our client id as audience, and the nonce we sent (which ties it to this
+    /// login and no other).
     pub(crate) async fn verify_id_token(
         &self,
-        raw: &str,
-        nonce: &str,
-    ) -> Result<serde_json::Map<String, serde_json::Value>, AuthError> {
-        let (discovered, key) = self.signing_key_of(raw).await?;
-        let mut validation = discovered.validation.clone();
-        validation.set_audience(&[&self.inner.settings.client_id]);
-        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
-            raw,
-            &key,
-            &validation,
+        id_token: &CoreIdToken,
+        nonce: &Nonce,
+    ) -> Result<CoreIdTokenClaims, AuthError> {
+        // A key rotated in since the JWKS was fetched is fetched now (within the cooldown), as for
+        // access tokens: openidconnect verifies against the set it is given and fetches nothing.
+        let (discovered, _) = self.signing_key_of(&id_token.to_string()).await?;
+        let verifier = CoreIdTokenVerifier::new_public_client(
+            ClientId::new(self.inner.settings.client_id.clone()),
+            discovered.metadata.issuer().clone(),
+            discovered.keys.openid_set(),
         )
-        .map_err(|e| AuthError::Invalid(format!("ID token: {:?}", e.kind())))?;
-        if data.claims.get("nonce").and_then(|n| n.as_str()) != Some(nonce) {
-            return Err(AuthError::Invalid(
-                "the ID token's nonce does not match".into(),
-            ));
-        }
-        Ok(data.claims)
+        // Not the discovery's list: Auth0 offers HS256 too, which would verify with the client secret.
+        .set_allowed_algs([CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]);
+        id_token
+            .claims(&verifier, nonce)
+            .cloned()
+            .map_err(|error| AuthError::Invalid(format!("ID token: {error}")))
     }
 
     /// Verifies without consulting or filling the cache of verified tokens: the full check, signature

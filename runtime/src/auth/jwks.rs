@@ -4,14 +4,17 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse};
+use openidconnect::core::CoreJsonWebKeySet;
 
 use super::AuthError;
 use crate::net::{OutboundHttp, send};
 
-/// The provider's signing keys. Unknown `kid`s trigger at most one refetch per cooldown, with one
-/// fetch in flight; when the endpoint fails the last good keys stay in use.
+/// The provider's signing keys, in the two forms their two users need: jsonwebtoken's, by `kid`, for
+/// access tokens (the hot path), and openidconnect's set for ID tokens. Unknown `kid`s trigger at
+/// most one refetch per cooldown, with one fetch in flight; when the endpoint fails the last good
+/// keys stay in use.
 pub(crate) struct JwksCache {
-    keys: RwLock<Arc<HashMap<String, Arc<DecodingKey>>>>,
+    keys: RwLock<Arc<Keys>>,
     /// When the last refetch was tried (`None`: never, so the first unknown `kid` refetches at once,
     /// even right after discovery). Holding the lock is being the one fetch in flight.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
@@ -20,15 +23,37 @@ pub(crate) struct JwksCache {
     http: OutboundHttp,
 }
 
+/// One JWKS, both ways.
+struct Keys {
+    by_kid: HashMap<String, Arc<DecodingKey>>,
+    openid: CoreJsonWebKeySet,
+}
+
+impl Keys {
+    fn new(jwks: JwkSet, openid: CoreJsonWebKeySet) -> Self {
+        Self {
+            by_kid: usable_keys(&jwks),
+            openid,
+        }
+    }
+}
+
 impl JwksCache {
+    /// `initial` is the set openidconnect fetched during discovery. openidconnect keeps an RSA
+    /// key's modulus and exponent private, so jsonwebtoken's keys are made from its serde form;
+    /// once per discovery, never per token.
     pub(crate) fn new(
-        initial: &JwkSet,
+        initial: &CoreJsonWebKeySet,
         jwks_uri: String,
         http: OutboundHttp,
         cooldown: Duration,
     ) -> Self {
+        let jwks = serde_json::to_value(initial)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or(JwkSet { keys: Vec::new() });
         Self {
-            keys: RwLock::new(Arc::new(usable_keys(initial))),
+            keys: RwLock::new(Arc::new(Keys::new(jwks, initial.clone()))),
             last_fetch: tokio::sync::Mutex::new(None),
             cooldown,
             jwks_uri,
@@ -36,12 +61,22 @@ impl JwksCache {
         }
     }
 
+    fn current(&self) -> Arc<Keys> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     fn get(&self, kid: &str) -> Option<Arc<DecodingKey>> {
-        self.keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(kid)
-            .cloned()
+        self.current().by_kid.get(kid).cloned()
+    }
+
+    /// How many usable RS256 keys there are now.
+    pub(crate) fn len(&self) -> usize {
+        self.current().by_kid.len()
+    }
+
+    /// The whole set as openidconnect verifies ID tokens with it.
+    pub(crate) fn openid_set(&self) -> CoreJsonWebKeySet {
+        self.current().openid.clone()
     }
 
     pub(crate) async fn key_for(&self, kid: &str) -> Result<Option<Arc<DecodingKey>>, AuthError> {
@@ -58,9 +93,8 @@ impl JwksCache {
         }
         *last_fetch = Some(Instant::now());
         match self.fetch().await {
-            Ok(set) => {
-                let keys = usable_keys(&set);
-                if keys.is_empty() {
+            Ok(keys) => {
+                if keys.by_kid.is_empty() {
                     tracing::warn!(jwks_uri = %self.jwks_uri, "the JWKS has no usable RS256 key; keeping the previous keys");
                 } else {
                     *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
@@ -76,14 +110,18 @@ impl JwksCache {
         }
     }
 
-    async fn fetch(&self) -> Result<JwkSet, String> {
+    /// Fetches the JWKS and reads its bytes both ways.
+    async fn fetch(&self) -> Result<Keys, String> {
         let response = send(self.http.get(&self.jwks_uri))
             .await
             .map_err(|e| e.to_string())?;
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status()));
         }
-        response.json::<JwkSet>().await.map_err(|e| e.to_string())
+        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        let jwks: JwkSet = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        let openid: CoreJsonWebKeySet = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        Ok(Keys::new(jwks, openid))
     }
 }
 

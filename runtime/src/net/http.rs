@@ -48,10 +48,6 @@ impl OutboundHttp {
         self.client.get(url)
     }
 
-    pub(crate) fn post(&self, url: &str) -> reqwest::RequestBuilder {
-        self.client.post(url)
-    }
-
     pub(crate) fn request(&self, method: http::Method, url: &str) -> reqwest::RequestBuilder {
         self.client.request(method, url)
     }
@@ -113,6 +109,32 @@ fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// Lets `openidconnect` run discovery over our client (and its trust, no-redirect, timeout policy).
 pub(crate) struct OpenIdHttp<'a>(pub(crate) &'a OutboundHttp);
+
+/// As [`OpenIdHttp`], for the identity provider's token and revocation endpoints: an answer of 5xx
+/// or 429 is a failure to get an answer (try later), never the provider's word on a grant. oauth2
+/// reads every answer other than 200 as an OAuth error response, and a grant whose refresh the
+/// provider refused is revoked: an outage must not look like that.
+pub(crate) struct TokenEndpointHttp<'a>(pub(crate) &'a OutboundHttp);
+
+impl<'c> openidconnect::AsyncHttpClient<'c> for TokenEndpointHttp<'_> {
+    type Error = OutboundError;
+    type Future =
+        futures::future::BoxFuture<'c, Result<openidconnect::HttpResponse, OutboundError>>;
+
+    fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let host = request.uri().host().unwrap_or("the server").to_owned();
+            let response = openid_http(self.0, request).await?;
+            let status = response.status();
+            if status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS {
+                return Err(OutboundError {
+                    description: format!("{host} answered HTTP {}", status.as_u16()),
+                });
+            }
+            Ok(response)
+        })
+    }
+}
 
 impl<'c> openidconnect::AsyncHttpClient<'c> for OpenIdHttp<'_> {
     type Error = OutboundError;

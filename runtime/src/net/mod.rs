@@ -6,5 +6,5 @@
 pub(crate) mod http;
 pub(crate) mod tls;
 
-pub(crate) use http::{OpenIdHttp, OutboundError, OutboundHttp, send};
+pub(crate) use http::{OpenIdHttp, OutboundError, OutboundHttp, TokenEndpointHttp, send};
 pub(crate) use tls::ClientTls;

@@ -4,6 +4,7 @@
 //! The consent is bound to the browser that saw the page: a signed cookie names the consent
 //! transaction and its client, and the form carries a CSRF token derived from the transaction.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Form;
@@ -12,6 +13,8 @@ use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use openidconnect::core::CoreAuthenticationFlow;
+use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl, Scope};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -408,45 +411,52 @@ pub(crate) async fn consent(
 }
 
 /// Makes the upstream `state` (single use, 10 minutes) with our own PKCE pair and a nonce, and
-/// sends the browser to Auth0.
+/// sends the browser to Auth0 (openidconnect builds the authorization request).
 async fn start_upstream_login(
     oauth: &OAuth,
     pending: PendingAuthorization,
 ) -> Result<Response, Response> {
-    let (authorize_endpoint, _) = oauth
+    let client = oauth
         .upstream
-        .endpoints()
+        .client()
         .await
         .map_err(|e| unavailable_page(&e))?;
-    let mut scope: Vec<&str> = OPENID_SCOPES.to_vec();
+    let callback = RedirectUrl::new(oauth.settings.callback_url.clone())
+        .map_err(|_| unavailable_page(&"the callback URL is not a URL"))?;
+    // openidconnect asks for `openid` itself; the rest of the base scopes, then the client's.
+    let mut scope: Vec<&str> = OPENID_SCOPES[1..].to_vec();
     scope.push(super::OFFLINE_ACCESS);
     for s in pending.scope.split(' ').filter(|s| !s.is_empty()) {
-        if !scope.contains(&s) {
+        if s != "openid" && !scope.contains(&s) {
             scope.push(s);
         }
     }
-    let scope = scope.join(" ");
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    // 256-bit values of our own rather than the crate's 128-bit defaults: `state` names a record.
     let state = crypto::random_token();
+    let nonce = crypto::random_token();
+    let (url, _, _) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            {
+                let state = state.clone();
+                move || CsrfToken::new(state)
+            },
+            {
+                let nonce = nonce.clone();
+                move || Nonce::new(nonce)
+            },
+        )
+        .set_redirect_uri(Cow::Owned(callback))
+        .add_scopes(scope.into_iter().map(|s| Scope::new(s.to_owned())))
+        .add_extra_param("audience", oauth.upstream.settings().audience.clone())
+        .set_pkce_challenge(challenge)
+        .url();
     let login = UpstreamLogin {
         pending,
-        verifier: crypto::pkce_verifier(),
-        nonce: crypto::random_token(),
+        verifier: verifier.into_secret(),
+        nonce,
     };
-    let challenge = crypto::s256_challenge(&login.verifier);
-    let settings = oauth.upstream.settings();
-    let mut url = Url::parse(&authorize_endpoint).map_err(|_| {
-        unavailable_page(&"Auth0's discovery names an unusable authorization endpoint")
-    })?;
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &settings.client_id)
-        .append_pair("redirect_uri", &oauth.settings.callback_url)
-        .append_pair("scope", &scope)
-        .append_pair("audience", &settings.audience)
-        .append_pair("state", &state)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("nonce", &login.nonce);
     oauth
         .store
         .put(UPSTREAM_STATE, &state, &login, UPSTREAM_STATE_TTL)

@@ -19,6 +19,7 @@ use super::upstream::{self, UpstreamError};
 use super::{CODE_TTL, OAuth, crypto};
 use crate::auth::{AuthError, AuthProvider};
 use crate::time::unix_now;
+use openidconnect::{Nonce, OAuth2TokenResponse};
 
 /// Store kinds.
 pub(crate) const CODE: &str = "code"; // our authorization code
@@ -107,10 +108,11 @@ pub(crate) async fn callback(
         }
         Err(UpstreamError::Unavailable(reason)) => return unavailable_page(&reason),
     };
-    let Some(id_token) = tokens.id_token.as_deref() else {
+    let Some(id_token) = tokens.extra_fields().id_token() else {
         return deny("the identity provider sent no ID token");
     };
-    let id_claims = match oauth.upstream.verify_id_token(id_token, &login.nonce).await {
+    let nonce = Nonce::new(login.nonce);
+    let id_claims = match oauth.upstream.verify_id_token(id_token, &nonce).await {
         Ok(claims) => claims,
         Err(AuthError::Unavailable(reason)) => return unavailable_page(&reason),
         Err(AuthError::Invalid(reason)) => {
@@ -118,7 +120,7 @@ pub(crate) async fn callback(
             return deny("the identity provider's ID token is invalid");
         }
     };
-    let access = match oauth.upstream.verify(&tokens.access_token).await {
+    let access = match oauth.upstream.verify(tokens.access_token().secret()).await {
         Ok(access) => access,
         Err(AuthError::Unavailable(reason)) => return unavailable_page(&reason),
         Err(AuthError::Invalid(reason)) => {
@@ -126,7 +128,7 @@ pub(crate) async fn callback(
             return deny("the identity provider's access token is not for this server");
         }
     };
-    if id_claims.get("sub").and_then(|s| s.as_str()) != Some(access.claims().sub.as_str()) {
+    if id_claims.subject().as_str() != access.claims().sub {
         return deny("the ID token and the access token name different users");
     }
 
@@ -135,9 +137,9 @@ pub(crate) async fn callback(
         scope: pending.scope.clone(),
         sub: access.claims().sub.clone(),
         upstream: UpstreamTokens {
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token,
-            expires_at: (unix_now() + tokens.expires_in).min(access.claims().exp),
+            access_token: tokens.access_token().secret().clone(),
+            refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
+            expires_at: (unix_now() + upstream::expires_in(&tokens)).min(access.claims().exp),
         },
     };
     let grant_id = match oauth.create_grant(&grant).await {

@@ -1,4 +1,4 @@
-//! Small primitives the authorization server is built from: random values, derived keys, PKCE.
+//! Small primitives the authorization server is built from: random values, MACs, PKCE checks.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,12 +26,6 @@ pub(crate) fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
 /// `base64url(sha256(verifier))`, the S256 challenge of RFC 7636.
 pub(crate) fn s256_challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
-/// A fresh PKCE verifier for our own leg to Auth0.
-pub(crate) fn pkce_verifier() -> String {
-    // Two random tokens: 86 characters, inside RFC 7636's 43..=128.
-    format!("{}{}", random_token(), random_token())
 }
 
 /// RFC 7636 §4.1: 43 to 128 characters of `[A-Z a-z 0-9 - . _ ~]`. Challenges use the same alphabet.
@@ -70,10 +64,9 @@ mod tests {
 
     #[test]
     fn generated_values_are_distinct_and_valid() {
-        let a = pkce_verifier();
+        let a = random_token();
         assert!(valid_pkce_value(&a));
-        assert_ne!(a, pkce_verifier());
-        assert_ne!(random_token(), random_token());
+        assert_ne!(a, random_token());
         assert!(!valid_pkce_value("short"));
         assert!(!valid_pkce_value(&"a".repeat(129)));
         assert!(!valid_pkce_value(&format!("{}+", "a".repeat(50))));

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use openidconnect::OAuth2TokenResponse;
+
 use super::auth0::{self, UpstreamError};
 use super::{GRANT, Grant, UPSTREAM_REFRESH_MARGIN, UpstreamTokens};
 use crate::auth::AuthError;
@@ -100,10 +102,13 @@ impl OAuth {
             Err(UpstreamError::Unavailable(reason)) => return Err(AuthError::Unavailable(reason)),
         };
         grant.upstream = UpstreamTokens {
-            access_token: refreshed.access_token,
+            access_token: refreshed.access_token().secret().clone(),
             // Auth0 rotates refresh tokens only when the tenant asks it to.
-            refresh_token: refreshed.refresh_token.or(Some(refresh_token)),
-            expires_at: unix_now() + refreshed.expires_in,
+            refresh_token: refreshed
+                .refresh_token()
+                .map(|t| t.secret().clone())
+                .or(Some(refresh_token)),
+            expires_at: unix_now() + auth0::expires_in(&refreshed),
         };
         self.store
             .put(GRANT, grant_id, &grant, GRANT_TTL)
