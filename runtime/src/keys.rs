@@ -16,8 +16,10 @@ pub(crate) struct DerivedKeys {
     pub(crate) access_encoding: jsonwebtoken::EncodingKey,
     /// Verifies them.
     pub(crate) access_decoding: jsonwebtoken::DecodingKey,
-    /// MACs the consent cookie, binding it to its transaction and client.
-    pub(crate) consent_cookie: [u8; 32],
+    /// Encrypts and authenticates the consent cookie (the cookie crate's private jar).
+    pub(crate) consent_cookie: cookie::Key,
+    /// MACs the consent form's CSRF token.
+    pub(crate) consent_csrf: [u8; 32],
     /// Seals a tool's 2026-07-28 `requestState`.
     pub(crate) request_state: [u8; 32],
     /// Names the store's records (an HMAC key): stable across Fernet key rotation.
@@ -33,7 +35,8 @@ impl DerivedKeys {
                 .expect("HMAC accepts a 32-byte key"),
             access_decoding: jsonwebtoken::DecodingKey::from_secret(&access)
                 .expect("HMAC accepts a 32-byte key"),
-            consent_cookie: expand(&hkdf, "consent-cookie"),
+            consent_cookie: cookie::Key::from(&expand::<64>(&hkdf, "consent-cookie")),
+            consent_csrf: expand(&hkdf, "consent-csrf"),
             request_state: expand(&hkdf, "request-state"),
             storage_names: expand(&hkdf, "storage-names"),
         }
@@ -61,7 +64,7 @@ mod tests {
     fn keys_differ_by_purpose_and_by_signing_key_and_repeat_across_replicas() {
         let a = keys("a-signing-key-of-forty-characters-at-least");
         let b = keys("another-signing-key-of-forty-characters!!");
-        let purposes = [a.consent_cookie, a.request_state, a.storage_names];
+        let purposes = [a.consent_csrf, a.request_state, a.storage_names];
         for (i, x) in purposes.iter().enumerate() {
             for y in &purposes[i + 1..] {
                 assert_ne!(x, y);

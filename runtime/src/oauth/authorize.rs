@@ -1,17 +1,19 @@
 //! `GET /authorize` checks the client's request and shows the consent page; `POST
 //! /authorize/consent` takes the person's answer and, on approval only, starts the Auth0 login.
 //!
-//! The consent is bound to the browser that saw the page: a signed cookie names the consent
+//! The consent is bound to the browser that saw the page: an encrypted cookie names the consent
 //! transaction and its client, and the form carries a CSRF token derived from the transaction.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use askama::Template;
 use axum::Form;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cookie::{Cookie, CookieJar, SameSite};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl, Scope};
@@ -20,7 +22,7 @@ use url::Url;
 
 use super::clients::ClientLookupError;
 use super::responses::{
-    error_page, escape, page, redirect_error, redirect_to, store_down_page, unavailable_page,
+    error_page, page, redirect_error, redirect_to, store_down_page, unavailable_page,
 };
 use super::{CONSENT_TTL, OAuth, UPSTREAM_STATE_TTL, crypto, is_base_scope};
 use crate::auth::OPENID_SCOPES;
@@ -214,37 +216,34 @@ fn consent_page(
             None => h.to_owned(),
         })
         .unwrap_or_default();
-    let permission_list = if permissions.is_empty() {
-        "<p>No tool permissions: only your basic profile (name and e-mail).</p>".to_owned()
-    } else {
-        let items: String = permissions
-            .iter()
-            .map(|p| format!("<li><code>{}</code></li>", escape(p)))
-            .collect();
-        format!("<p>It asks for these permissions:</p><ul id=\"permissions\">{items}</ul>")
-    };
-    let body = format!(
-        "<p><strong id=\"client-name\">{name}</strong> wants to use the tools of \
-         <strong>{resource}</strong> on your behalf.</p>\
-         <dl><dt>Client id</dt><dd>{client_id}</dd>\
-         <dt>After sign-in you are sent to</dt><dd id=\"redirect-host\">{host}</dd></dl>\
-         {permission_list}\
-         <p>Approve only if you started this sign-in and trust this application.</p>\
-         <form method=\"post\" action=\"{issuer}/authorize/consent\">\
-         <input type=\"hidden\" name=\"transaction\" value=\"{transaction}\">\
-         <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
-         <button type=\"submit\" name=\"decision\" value=\"approve\" id=\"approve\">Approve</button>\
-         <button type=\"submit\" name=\"decision\" value=\"deny\" id=\"deny\">Deny</button>\
-         </form>",
-        name = escape(client_name),
-        resource = escape(&oauth.settings.resource),
-        client_id = escape(client_id),
-        host = escape(&redirect_host),
-        issuer = escape(&oauth.settings.issuer),
-        transaction = escape(transaction),
-        csrf = csrf_token(oauth, transaction),
-    );
-    page(StatusCode::OK, "Allow access?", &body)
+    page(
+        StatusCode::OK,
+        &ConsentPage {
+            title: "Allow access?",
+            client_name,
+            client_id,
+            resource: &oauth.settings.resource,
+            redirect_host: &redirect_host,
+            permissions,
+            issuer: &oauth.settings.issuer,
+            transaction,
+            csrf_token: &csrf_token(oauth, transaction),
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    title: &'a str,
+    client_name: &'a str,
+    client_id: &'a str,
+    resource: &'a str,
+    redirect_host: &'a str,
+    permissions: &'a [&'a str],
+    issuer: &'a str,
+    transaction: &'a str,
+    csrf_token: &'a str,
 }
 
 /// The cookie's name: `__Host-` (so no subdomain can set or read it) wherever it can be `Secure`;
@@ -262,55 +261,59 @@ fn insecure_cookie(oauth: &OAuth) -> bool {
     oauth.settings.dev_mode && oauth.settings.plain_http
 }
 
-fn cookie_signature(oauth: &OAuth, transaction: &str, client_id: &str) -> String {
-    let message = format!("consent-cookie\0{transaction}\0{client_id}");
-    URL_SAFE_NO_PAD.encode(crypto::hmac(&oauth.keys.consent_cookie, message.as_bytes()))
-}
-
 fn csrf_token(oauth: &OAuth, transaction: &str) -> String {
-    let message = format!("consent-csrf\0{transaction}");
-    URL_SAFE_NO_PAD.encode(crypto::hmac(&oauth.keys.consent_cookie, message.as_bytes()))
+    URL_SAFE_NO_PAD.encode(crypto::hmac(
+        &oauth.keys.consent_csrf,
+        transaction.as_bytes(),
+    ))
 }
 
-/// `Set-Cookie` for a consent transaction: signed, bound to the client, HttpOnly, SameSite=Lax (so
-/// a cross-site form cannot carry it), `Secure` except in dev mode on plain-http loopback.
+/// The consent cookie without its value: HttpOnly, SameSite=Lax (so a cross-site form cannot carry
+/// it), `Secure` except in dev mode on plain-http loopback.
+fn cookie_builder(oauth: &OAuth, value: String) -> cookie::CookieBuilder<'static> {
+    Cookie::build((cookie_name(oauth), value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(!insecure_cookie(oauth))
+}
+
+/// `Set-Cookie` for a consent transaction: the transaction and its client, encrypted and
+/// authenticated (the cookie crate's private jar, under a key derived from `JWT_SIGNING_KEY`), so
+/// only this server can have made it and it fits that transaction and client only.
 fn consent_cookie(oauth: &OAuth, transaction: &str, client_id: &str) -> String {
-    let secure = if insecure_cookie(oauth) {
-        ""
-    } else {
-        "; Secure"
-    };
-    format!(
-        "{name}={transaction}.{signature}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
-        name = cookie_name(oauth),
-        signature = cookie_signature(oauth, transaction, client_id),
-        max_age = CONSENT_TTL.as_secs(),
-    )
+    let mut jar = CookieJar::new();
+    jar.private_mut(&oauth.keys.consent_cookie).add(
+        cookie_builder(oauth, format!("{transaction}\n{client_id}")).max_age(
+            cookie::time::Duration::seconds(CONSENT_TTL.as_secs().try_into().unwrap_or(600)),
+        ),
+    );
+    jar.get(cookie_name(oauth))
+        .map(ToString::to_string)
+        .unwrap_or_default()
 }
 
 fn clear_cookie(oauth: &OAuth) -> String {
-    let secure = if insecure_cookie(oauth) {
-        ""
-    } else {
-        "; Secure"
-    };
-    format!(
-        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
-        cookie_name(oauth)
-    )
+    cookie_builder(oauth, String::new())
+        .removal()
+        .build()
+        .to_string()
 }
 
-/// The consent transaction and signature in the request's cookie.
-fn cookie_value<'h>(oauth: &OAuth, headers: &'h HeaderMap) -> Option<(&'h str, &'h str)> {
+/// The consent transaction and client in the request's cookie, when this server made it.
+fn cookie_value(oauth: &OAuth, headers: &HeaderMap) -> Option<(String, String)> {
     let name = cookie_name(oauth);
-    headers
+    let jar = CookieJar::new();
+    let private = jar.private(&oauth.keys.consent_cookie);
+    let opened = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .and_then(|(_, value)| value.split_once('.'))
+        .flat_map(|v| Cookie::split_parse(v.to_owned()).flatten())
+        .filter(|cookie| cookie.name() == name)
+        .find_map(|cookie| private.decrypt(cookie))?;
+    let (transaction, client_id) = opened.value().split_once('\n')?;
+    Some((transaction.to_owned(), client_id.to_owned()))
 }
 
 #[derive(Deserialize)]
@@ -337,7 +340,7 @@ pub(crate) async fn consent(
     else {
         return refuse();
     };
-    let Some((cookie_transaction, signature)) = cookie_value(&oauth, &headers) else {
+    let Some((cookie_transaction, cookie_client_id)) = cookie_value(&oauth, &headers) else {
         return refuse();
     };
     let expected_csrf = csrf_token(&oauth, transaction);
@@ -362,8 +365,7 @@ pub(crate) async fn consent(
         }
         Err(error) => return store_down_page(error),
     };
-    let expected_signature = cookie_signature(&oauth, transaction, &pending.client_id);
-    if !crypto::constant_time_eq(expected_signature.as_bytes(), signature.as_bytes()) {
+    if cookie_client_id != pending.client_id {
         return refuse();
     }
     // Single use: of two concurrent answers, one proceeds.

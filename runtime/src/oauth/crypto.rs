@@ -44,10 +44,7 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// SHA-256, hex: how a client secret is kept (the record is encrypted too; this keeps it unusable
 /// even to someone holding the encryption key).
 pub(crate) fn sha256_hex(value: &str) -> String {
-    Sha256::digest(value.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(value.as_bytes()))
 }
 
 #[cfg(test)]

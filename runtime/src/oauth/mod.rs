@@ -17,9 +17,7 @@ mod responses;
 mod token;
 mod upstream;
 
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -78,8 +76,8 @@ pub(crate) struct OAuth {
     pub(crate) store: EncryptedStore,
     /// The server's keys (it derived them from `JWT_SIGNING_KEY` and hands them over).
     pub(crate) keys: DerivedKeys,
-    /// Registrations per client address in the current minute.
-    registrations: moka::sync::Cache<IpAddr, Arc<AtomicU32>>,
+    /// Registrations per client address.
+    pub(crate) registrations: clients::RegistrationLimit,
     /// Client metadata documents already fetched.
     pub(crate) documents: moka::future::Cache<String, Arc<clients::Client>>,
     /// Our access tokens already verified: raw token → claims. Saves the HMAC and JSON work.
@@ -97,14 +95,11 @@ impl OAuth {
         keys: DerivedKeys,
     ) -> Self {
         Self {
-            settings,
             upstream,
             store,
             keys,
-            registrations: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(60))
-                .build(),
+            registrations: clients::RegistrationLimit::new(settings.registrations_per_minute),
+            settings,
             documents: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(clients::DOCUMENT_CACHE_TTL)
@@ -118,17 +113,6 @@ impl OAuth {
                 .expire_after(grants::ExpireResolved)
                 .build(),
         }
-    }
-
-    /// Counts one registration from `address`; false once it is over the limit for this minute.
-    fn admit_registration(&self, address: Option<IpAddr>) -> bool {
-        // Requests whose peer address is unknown (a router mounted without connect info) share one
-        // bucket: limited together rather than not at all.
-        let address = address.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let count = self
-            .registrations
-            .get_with(address, || Arc::new(AtomicU32::new(0)));
-        count.fetch_add(1, Ordering::Relaxed) < self.settings.registrations_per_minute
     }
 
     /// Forgets every resolved token, after a revocation on this instance.

@@ -1,6 +1,8 @@
-//! The answers the authorization server gives: OAuth JSON errors, HTML pages for people, and
-//! redirects back to a client. Every one carries `Cache-Control: no-store`.
+//! The answers the authorization server gives: OAuth JSON errors, HTML pages for people (askama
+//! templates in `runtime/templates/`, which escape every value), and redirects back to a client.
+//! Every one carries `Cache-Control: no-store`.
 
+use askama::Template;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::json;
@@ -66,8 +68,9 @@ pub(crate) fn unavailable_page(reason: &dyn std::fmt::Display) -> Response {
     tracing::warn!(%reason, "authorization server: a dependency is unavailable");
     let mut response = page(
         StatusCode::SERVICE_UNAVAILABLE,
-        "Try again shortly",
-        "<p>The sign-in service is briefly unavailable. Please try again in a few seconds.</p>",
+        &UnavailablePage {
+            title: "Try again shortly",
+        },
     );
     response.headers_mut().insert(
         header::RETRY_AFTER,
@@ -81,16 +84,29 @@ pub(crate) fn unavailable_page(reason: &dyn std::fmt::Display) -> Response {
 pub(crate) fn error_page(status: StatusCode, error: &str, message: &str) -> Response {
     page(
         status,
-        "Sign-in cannot continue",
-        &format!(
-            "<p>{}</p><p class=\"code\">error: {}</p>",
-            escape(message),
-            escape(error)
-        ),
+        &ErrorPage {
+            title: "Sign-in cannot continue",
+            message,
+            error,
+        },
     )
 }
 
-/// A complete HTML page. Pages may never be framed (clickjacking of the consent button) and load
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+    error: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "unavailable.html")]
+struct UnavailablePage<'a> {
+    title: &'a str,
+}
+
+/// A complete HTML page from a template that extends `page.html`. Pages may never be framed (clickjacking of the consent button) and load
 /// nothing from elsewhere.
 ///
 /// No `form-action`: Chromium applies it to every redirect that follows a form's POST, and the
@@ -99,14 +115,15 @@ pub(crate) fn error_page(status: StatusCode, error: &str, message: &str) -> Resp
 /// first hop and left people unable to sign in; an exact list of origins cannot foresee where Auth0
 /// goes. The one form's action is a fixed absolute URL of ours, and nothing a client sends is
 /// rendered unescaped, so there is no injected form for `form-action` to stop.
-pub(crate) fn page(status: StatusCode, title: &str, body_html: &str) -> Response {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><style>{STYLE}</style></head>\
-         <body><main><h1>{title}</h1>{body_html}</main></body></html>",
-        title = escape(title),
-    );
+pub(crate) fn page(status: StatusCode, template: &impl Template) -> Response {
+    let html = match template.render() {
+        Ok(html) => html,
+        Err(error) => {
+            // Only a template that calls something fallible gets here; none of ours does.
+            tracing::error!(%error, "a page could not be rendered");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
     let mut response = (status, axum::response::Html(html)).into_response();
     let headers = response.headers_mut();
     no_store(headers);
@@ -126,28 +143,6 @@ pub(crate) fn page(status: StatusCode, title: &str, body_html: &str) -> Response
         HeaderValue::from_static("no-referrer"),
     );
     response
-}
-
-const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f5f5f7;margin:0}\
-main{max-width:32rem;margin:4rem auto;background:#fff;padding:2rem;border-radius:8px;\
-box-shadow:0 1px 3px #0002}h1{font-size:1.3rem}.code{color:#666;font-family:monospace}\
-ul{padding-left:1.2rem}button{font-size:1rem;padding:.5rem 1.2rem;margin-right:.5rem}\
-dt{font-weight:600}dd{margin:0 0 .6rem 0;word-break:break-all}";
-
-/// HTML-escapes text for element content and quoted attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A 302 to `target` with `params` added to its query.
@@ -202,11 +197,24 @@ pub(crate) fn redirect_error(
 mod tests {
     use super::*;
 
-    #[test]
-    fn escaping_covers_markup_and_quotes() {
-        assert_eq!(
-            escape("<script>alert('x')</script>&\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
+    async fn body_of(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn escaping_covers_markup_and_quotes() {
+        let response = error_page(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "<script>alert('x')</script>&\"",
+        );
+        let html = body_of(response).await;
+        assert!(
+            html.contains("&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62;&#38;&#34;"),
+            "{html}"
         );
     }
 
@@ -224,7 +232,7 @@ mod tests {
     fn pages_leave_form_redirects_to_other_origins_alone() {
         // The approval's redirect chain crosses origins (Auth0, back, the client): a browser
         // enforcing `form-action` on it would stop the sign-in at Auth0's door.
-        let response = page(StatusCode::OK, "Allow access?", "<form></form>");
+        let response = unavailable_page(&"any page");
         let csp = response.headers()[header::CONTENT_SECURITY_POLICY]
             .to_str()
             .unwrap();

@@ -17,7 +17,7 @@ use crate::storage::StoreError;
 
 pub(crate) use authentication::client_credentials;
 pub(crate) use document::DOCUMENT_CACHE_TTL;
-pub(crate) use registration::register;
+pub(crate) use registration::{RegistrationLimit, register};
 
 /// The longest `client_name` accepted; it is shown on the consent page.
 const MAX_CLIENT_NAME_CHARS: usize = 200;

@@ -1,11 +1,15 @@
 //! `POST /register`: dynamic client registration (RFC 7591), limited per client address.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
+use governor::clock::{Clock, DefaultClock};
 use http::{StatusCode, header};
 use serde::Deserialize;
 use serde_json::json;
@@ -18,6 +22,46 @@ use crate::oauth::{CLIENT_TTL, OAuth, crypto};
 pub(crate) const MAX_REGISTRATION_BYTES: usize = 64 * 1024;
 /// The most redirect URIs one client may register.
 const MAX_REDIRECT_URIS: usize = 20;
+/// The limiter forgets addresses it has not seen for a while once per this many registrations.
+const FORGET_EVERY: u32 = 1024;
+
+/// Registrations per client address: `per_minute` at once, then one every `60 / per_minute`
+/// seconds (governor's GCRA), until the shared limit of a scaled-out deployment replaces it.
+pub(crate) struct RegistrationLimit {
+    /// `None` when the limit is zero: no registrations at all.
+    limiter: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
+    since_forgetting: AtomicU32,
+}
+
+impl RegistrationLimit {
+    pub(crate) fn new(per_minute: u32) -> Self {
+        Self {
+            limiter: NonZeroU32::new(per_minute)
+                .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n))),
+            since_forgetting: AtomicU32::new(0),
+        }
+    }
+
+    /// Counts one registration from `address`; `Err` with how long to wait when it is over.
+    pub(crate) fn admit(&self, address: Option<IpAddr>) -> Result<(), Duration> {
+        let Some(limiter) = &self.limiter else {
+            return Err(Duration::from_secs(60));
+        };
+        // Addresses not seen for a minute hold a full allowance again, like one never seen: forget
+        // them now and then, so the limiter's memory is bounded by recent callers.
+        if self.since_forgetting.fetch_add(1, Ordering::Relaxed) >= FORGET_EVERY {
+            self.since_forgetting.store(0, Ordering::Relaxed);
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        // Requests whose peer address is unknown (a router mounted without connect info) share one
+        // bucket: limited together rather than not at all.
+        let address = address.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        limiter
+            .check_key(&address)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
 
 #[derive(Deserialize)]
 struct RegistrationRequest {
@@ -49,15 +93,16 @@ pub(crate) async fn register(
         .map(|ConnectInfo(addr)| addr.ip());
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
-    if !oauth.admit_registration(peer) {
+    if let Err(wait) = oauth.registrations.admit(peer) {
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
         let mut response = json_error(
             StatusCode::TOO_MANY_REQUESTS,
             "temporarily_unavailable",
-            "too many registrations from this address; try again in a minute",
+            format!("too many registrations from this address; try again in {seconds} s"),
         );
         response
             .headers_mut()
-            .insert(header::RETRY_AFTER, http::HeaderValue::from_static("60"));
+            .insert(header::RETRY_AFTER, http::HeaderValue::from(seconds));
         return Err(response);
     }
     let is_json = headers
@@ -189,4 +234,29 @@ pub(crate) async fn register(
         body["client_secret_expires_at"] = json!(0);
     }
     Ok(json_reply(StatusCode::CREATED, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_address_gets_its_allowance_then_waits() {
+        let limit = RegistrationLimit::new(3);
+        let alice = Some(IpAddr::from([192, 0, 2, 1]));
+        for _ in 0..3 {
+            assert!(limit.admit(alice).is_ok());
+        }
+        let wait = limit.admit(alice).unwrap_err();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(20),
+            "{wait:?}"
+        );
+        assert!(limit.admit(Some(IpAddr::from([192, 0, 2, 2]))).is_ok());
+        assert!(
+            limit.admit(None).is_ok(),
+            "unknown peers share one allowance"
+        );
+        assert!(RegistrationLimit::new(0).admit(alice).is_err());
+    }
 }
