@@ -192,6 +192,49 @@ pub(crate) fn cors() -> tower_http::cors::CorsLayer {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_bytes_parse_or_are_refused_without_panicking(raw in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = super::parse_params(&raw);
+            let _ = super::query_params(std::str::from_utf8(&raw).ok());
+        }
+
+        #[test]
+        fn distinct_parameters_come_back_as_sent(params in proptest::collection::hash_map(".{0,20}", ".{0,40}", 0..8)) {
+            let encoded = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&params)
+                .finish();
+            let parsed = super::parse_params(encoded.as_bytes()).unwrap();
+            prop_assert_eq!(parsed, params);
+        }
+
+        #[test]
+        fn a_repeated_parameter_is_refused_wherever_it_is(
+            params in proptest::collection::hash_map("[a-z]{1,8}", ".{0,20}", 1..6),
+            pick in any::<prop::sample::Index>(),
+            again in ".{0,20}",
+        ) {
+            let names: Vec<&String> = params.keys().collect();
+            let repeated = names[pick.index(names.len())].clone();
+            let mut pairs: Vec<(String, String)> = params.clone().into_iter().collect();
+            pairs.push((repeated.clone(), again));
+            let encoded = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&pairs)
+                .finish();
+            let error = super::parse_params(encoded.as_bytes()).unwrap_err();
+            prop_assert!(error.contains(&format!("`{repeated}`")), "{}", error);
+        }
+    }
+
+    #[test]
+    fn an_empty_map_is_an_empty_form() {
+        assert_eq!(super::parse_params(b"").unwrap(), HashMap::new());
+    }
+
     #[test]
     fn repeated_parameters_are_refused() {
         assert_eq!(super::parse_params(b"a=1&b=%20").unwrap()["b"], " ");

@@ -131,6 +131,7 @@ pub(crate) async fn check_host(
 }
 
 /// The bearer token, from the `Authorization` header only.
+#[derive(Debug, PartialEq, Eq)]
 enum Bearer<'a> {
     None,
     One(&'a str),
@@ -138,8 +139,8 @@ enum Bearer<'a> {
     Repeated,
 }
 
-fn bearer(request: &Request) -> Bearer<'_> {
-    let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
+fn bearer(headers: &http::HeaderMap) -> Bearer<'_> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(first) = values.next() else {
         return Bearer::None;
     };
@@ -179,7 +180,7 @@ pub(crate) async fn gate(
     request: Request,
     next: Next,
 ) -> Response {
-    let token = match (&shared.provider, bearer(&request)) {
+    let token = match (&shared.provider, bearer(request.headers())) {
         (_, Bearer::Repeated) => return bad_request("send exactly one Authorization header"),
         (None, _) => None,
         (Some(_), Bearer::None) => {
@@ -265,6 +266,63 @@ mod tests {
         assert_eq!(strip_port("example.com"), "example.com");
         assert_eq!(strip_port("[::1]:8000"), "[::1]");
         assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+
+    fn headers(values: &[HeaderValue]) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        for value in values {
+            headers.append(header::AUTHORIZATION, value.clone());
+        }
+        headers
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_authorization_header_is_read_without_panicking(value in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            if let Ok(value) = HeaderValue::from_bytes(&value) {
+                let headers = headers(&[value]);
+                if let Bearer::One(token) = bearer(&headers) {
+                    let text = headers[header::AUTHORIZATION].to_str().unwrap();
+                    let (scheme, rest) = text.split_once(' ').unwrap();
+                    proptest::prop_assert!(scheme.eq_ignore_ascii_case("bearer"));
+                    proptest::prop_assert!(!token.is_empty());
+                    proptest::prop_assert_eq!(token, rest.trim());
+                }
+            }
+        }
+
+        #[test]
+        fn a_bearer_token_in_any_case_of_the_scheme_is_read_whole(
+            scheme in "[bB][eE][aA][rR][eE][rR]",
+            token in "[!-~]{1,200}",
+            padding in " {0,3}",
+        ) {
+            let value = HeaderValue::from_str(&format!("{scheme} {padding}{token}{padding}")).unwrap();
+            let headers = headers(&[value]);
+            proptest::prop_assert_eq!(bearer(&headers), Bearer::One(&token));
+        }
+
+        #[test]
+        fn two_authorization_headers_are_refused_whatever_they_say(a in "[ -~]{0,50}", b in "[ -~]{0,50}") {
+            let headers = headers(&[HeaderValue::from_str(&a).unwrap(), HeaderValue::from_str(&b).unwrap()]);
+            proptest::prop_assert_eq!(bearer(&headers), Bearer::Repeated);
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_empty_tokens_are_malformed() {
+        for value in [
+            "Basic abc",
+            "Bearer",
+            "Bearer ",
+            "Bearer   ",
+            "Bearerabc",
+            "Token abc",
+        ] {
+            let headers = headers(&[HeaderValue::from_static(value)]);
+            assert_eq!(bearer(&headers), Bearer::Malformed, "{value}");
+        }
+        assert_eq!(bearer(&http::HeaderMap::new()), Bearer::None);
     }
 
     #[test]

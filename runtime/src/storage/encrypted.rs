@@ -212,9 +212,22 @@ impl EncryptedStore {
             return self.0.inner.delete(&key).await;
         }
         let ttl = ttl.min(MAX_TTL);
+        let sealed = self.seal(kind, &key, value, ttl)?;
+        self.0.inner.put(&key, sealed, ttl).await
+    }
+
+    /// The bytes stored for `value` under `key`: the record, bound to its key and expiry, encrypted
+    /// under the first key.
+    fn seal<T: Serialize>(
+        &self,
+        kind: &str,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<Vec<u8>, StoreError> {
         let expires_at = (unix_now() + ttl).as_secs_f64().ceil() as u64;
         let plaintext = serde_json::to_vec(&SealedRecord {
-            key: &key,
+            key,
             expires_at,
             value,
         })
@@ -224,8 +237,7 @@ impl EncryptedStore {
             tracing::error!(kind, key = %key, %error, "a record could not be encoded as JSON");
             StoreError::Unavailable(format!("a {kind} record could not be encoded: {error}"))
         })?;
-        let sealed = self.0.ciphers[0].encrypt(&plaintext);
-        self.0.inner.put(&key, sealed.into_bytes(), ttl).await
+        Ok(self.0.ciphers[0].encrypt(&plaintext).into_bytes())
     }
 
     /// Removes the record and returns it, atomically: of two concurrent takes, at most one gets it.
@@ -403,6 +415,76 @@ mod tests {
     struct Grant {
         subject: String,
         upstream_token: String,
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn store() -> EncryptedStore {
+            EncryptedStore::new(memory(), &EncryptedStore::generate_key(), NAMING).unwrap()
+        }
+
+        fn sealed(store: &EncryptedStore, kind: &str, id: &str, value: &Grant) -> Vec<u8> {
+            store.seal(kind, &store.key(kind, id), value, HOUR).unwrap()
+        }
+
+        fn any_grant() -> impl Strategy<Value = Grant> {
+            (".{0,40}", ".{0,200}").prop_map(|(subject, upstream_token)| Grant {
+                subject,
+                upstream_token,
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_open(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+                let store = store();
+                prop_assert!(store.open::<Grant>(&store.key("grant", "g"), &bytes).is_err());
+            }
+
+            #[test]
+            fn a_record_opens_where_it_was_sealed(value in any_grant(), id in ".{0,30}") {
+                let store = store();
+                let bytes = sealed(&store, "grant", &id, &value);
+                let opened = store.open::<Grant>(&store.key("grant", &id), &bytes);
+                prop_assert_eq!(opened.map(|o| o.value).ok(), Some(value));
+            }
+
+            #[test]
+            fn a_tampered_record_never_opens(
+                value in any_grant(),
+                at in any::<prop::sample::Index>(),
+                flip in 1u8..=255,
+            ) {
+                let store = store();
+                let mut bytes = sealed(&store, "grant", "g", &value);
+                let at = at.index(bytes.len());
+                bytes[at] ^= flip;
+                prop_assert!(store.open::<Grant>(&store.key("grant", "g"), &bytes).is_err());
+            }
+
+            #[test]
+            fn a_truncated_record_never_opens(value in any_grant(), keep in any::<prop::sample::Index>()) {
+                let store = store();
+                let bytes = sealed(&store, "grant", "g", &value);
+                let cut = &bytes[..keep.index(bytes.len())];
+                prop_assert!(store.open::<Grant>(&store.key("grant", "g"), cut).is_err());
+            }
+
+            #[test]
+            fn a_moved_record_never_opens(
+                value in any_grant(),
+                (id, other_kind, other_id) in (".{0,20}", "grant|code|refresh", ".{0,20}"),
+            ) {
+                prop_assume!(other_kind != "grant" || other_id != id);
+                let store = store();
+                let bytes = sealed(&store, "grant", &id, &value);
+                let elsewhere = store.key(&other_kind, &other_id);
+                prop_assert!(store.open::<Grant>(&elsewhere, &bytes).is_err());
+            }
+        }
     }
 
     fn grant() -> Grant {

@@ -149,7 +149,38 @@ impl OAuth {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    fn form_encode(value: &str) -> String {
+        url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+    }
+
+    proptest! {
+        #[test]
+        fn any_authorization_header_is_read_without_panicking(
+            value in proptest::collection::vec(any::<u8>(), 0..200),
+            form_id in proptest::option::of(".{0,20}"),
+            form_secret in proptest::option::of(".{0,20}"),
+        ) {
+            if let Ok(value) = http::HeaderValue::from_bytes(&value) {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::AUTHORIZATION, value);
+                let _ = client_credentials(&headers, form_id.as_deref(), form_secret.as_deref());
+            }
+        }
+
+        #[test]
+        fn basic_credentials_come_back_as_the_client_encoded_them(id in ".{1,40}", secret in ".{0,40}") {
+            let encoded = STANDARD.encode(format!("{}:{}", form_encode(&id), form_encode(&secret)));
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, format!("Basic {encoded}").parse().unwrap());
+            let creds = client_credentials(&headers, None, None).ok().unwrap();
+            prop_assert_eq!(creds.client_id, id);
+            prop_assert_eq!(creds.secret, Some(secret));
+        }
+    }
 
     #[test]
     fn basic_credentials_are_form_decoded() {

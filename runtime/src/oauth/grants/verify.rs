@@ -155,3 +155,163 @@ impl AuthProvider for ProxyProvider {
         Box::pin(async move { self.oauth.upstream.warm_up().await })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::Header;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    use super::*;
+    use crate::auth::Auth0Provider;
+    use crate::config::{Auth0Settings, SecretString, TlsTrust};
+    use crate::keys::DerivedKeys;
+    use crate::oauth::Settings;
+    use crate::storage::{EncryptedStore, MemoryStore};
+
+    const BASE: &str = "http://localhost:8000";
+
+    /// An authorization server whose Auth0 is a closed loopback port: any token that gets as far as
+    /// Auth0 fails as unavailable, at once.
+    fn proxy() -> ProxyProvider {
+        let upstream = Auth0Provider::new(Auth0Settings {
+            domain: url::Url::parse("http://127.0.0.1:9").unwrap(),
+            client_id: "client".into(),
+            client_secret: SecretString::new("client-secret"),
+            audience: "https://api.example".into(),
+            tls_trust: TlsTrust::platform(),
+        })
+        .unwrap();
+        let store = EncryptedStore::new(
+            Arc::new(MemoryStore::new()),
+            &EncryptedStore::generate_key(),
+            b"names",
+        )
+        .unwrap();
+        let settings = Settings {
+            issuer: BASE.into(),
+            resource: format!("{BASE}/mcp"),
+            callback_url: format!("{BASE}/auth/callback"),
+            scopes_supported: Vec::new(),
+            dev_mode: false,
+            plain_http: true,
+            registrations_per_minute: 20,
+        };
+        let keys = DerivedKeys::derive(&SecretString::new(
+            "a-signing-key-of-forty-characters-at-least",
+        ));
+        ProxyProvider {
+            oauth: Arc::new(OAuth::new(settings, upstream, store, keys)),
+        }
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Three dot-separated segments whose header is JSON with any `alg` and `kid`: what reaches
+    /// the header parser and the signature check.
+    fn jwt_shaped() -> impl Strategy<Value = String> {
+        let alg = prop_oneof![
+            Just("HS256".to_owned()),
+            Just("RS256".to_owned()),
+            Just("none".to_owned()),
+            Just("ES256".to_owned()),
+            ".{0,10}",
+        ];
+        (
+            alg,
+            proptest::option::of(".{0,20}"),
+            proptest::collection::vec(any::<u8>(), 0..200),
+            proptest::collection::vec(any::<u8>(), 0..80),
+        )
+            .prop_map(|(alg, kid, payload, signature)| {
+                let mut header = serde_json::json!({ "alg": alg, "typ": "JWT" });
+                if let Some(kid) = kid {
+                    header["kid"] = serde_json::json!(kid);
+                }
+                format!(
+                    "{}.{}.{}",
+                    b64(header.to_string().as_bytes()),
+                    b64(&payload),
+                    b64(&signature)
+                )
+            })
+    }
+
+    fn refused(strategy: impl Strategy<Value = String>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let proxy = proxy();
+        TestRunner::new(Config::with_cases(256))
+            .run(&strategy, |raw| {
+                let verified = runtime.block_on(proxy.verify(&raw));
+                prop_assert!(verified.is_err(), "{raw} was accepted");
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn any_bearer_string_is_refused_without_panicking() {
+        refused(".{0,300}");
+    }
+
+    #[test]
+    fn any_jwt_shaped_token_is_refused_without_panicking() {
+        refused(jwt_shaped());
+    }
+
+    #[test]
+    fn our_own_token_with_any_character_changed_fails_its_check() {
+        let proxy = proxy();
+        let claims = OurClaims {
+            iss: BASE.into(),
+            sub: "auth0|alice".into(),
+            aud: format!("{BASE}/mcp"),
+            exp: unix_now() + 600,
+            iat: unix_now(),
+            jti: "jti".into(),
+            client_id: "client".into(),
+            scope: "openid".into(),
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &proxy.oauth.keys.access_encoding,
+        )
+        .unwrap();
+        assert!(proxy.oauth.decode_ours(&token, true).is_ok());
+        // Mostly characters of base64url and the dots, which get past the parser to the signature.
+        let replacement = prop_oneof![
+            4 => "[A-Za-z0-9_.-]".prop_map(|s| s.chars().next().unwrap()),
+            1 => any::<char>(),
+        ];
+        let strategy = (any::<prop::sample::Index>(), replacement).prop_filter_map(
+            "a different token",
+            move |(at, c)| {
+                let mut chars: Vec<char> = token.chars().collect();
+                let at = at.index(chars.len());
+                (chars[at] != c).then(|| {
+                    chars[at] = c;
+                    chars.into_iter().collect::<String>()
+                })
+            },
+        );
+        // The signature check itself, not the store: a genuine token is refused too here, having no
+        // access record.
+        TestRunner::new(Config::with_cases(256))
+            .run(&strategy, |changed| {
+                prop_assert!(
+                    proxy.oauth.decode_ours(&changed, true).is_err(),
+                    "{changed} was accepted"
+                );
+                Ok(())
+            })
+            .unwrap();
+    }
+}
