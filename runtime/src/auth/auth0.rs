@@ -377,3 +377,125 @@ impl std::fmt::Debug for Auth0Provider {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::LazyLock;
+
+    use jsonwebtoken::{EncodingKey, Header};
+    use openidconnect::core::{
+        CoreJsonWebKey, CoreJsonWebKeySet, CoreResponseType, CoreSubjectIdentifierType,
+    };
+    use openidconnect::{
+        AuthUrl, EmptyAdditionalProviderMetadata, JsonWebKeyId, JsonWebKeySetUrl, ResponseTypes,
+    };
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::rand_core::OsRng;
+    use rsa::traits::PublicKeyParts;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::config::{SecretString, TlsTrust};
+
+    const ISSUER: &str = "https://tenant.example/";
+    const CLIENT_ID: &str = "our-client";
+
+    /// The tenant's signing key (RSA keys are slow to make: once for every test).
+    static KEY: LazyLock<rsa::RsaPrivateKey> =
+        LazyLock::new(|| rsa::RsaPrivateKey::new(&mut OsRng, 2048).unwrap());
+
+    /// A provider that has "discovered" a tenant whose JWKS holds `KEY` as `k1`.
+    fn provider() -> Auth0Provider {
+        let public = KEY.to_public_key();
+        let jwk = CoreJsonWebKey::new_rsa(
+            public.n().to_bytes_be(),
+            public.e().to_bytes_be(),
+            Some(JsonWebKeyId::new("k1".into())),
+        );
+        let metadata = CoreProviderMetadata::new(
+            IssuerUrl::new(ISSUER.into()).unwrap(),
+            AuthUrl::new(format!("{ISSUER}authorize")).unwrap(),
+            JsonWebKeySetUrl::new(format!("{ISSUER}.well-known/jwks.json")).unwrap(),
+            vec![ResponseTypes::new(vec![CoreResponseType::Code])],
+            vec![CoreSubjectIdentifierType::Public],
+            vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],
+            EmptyAdditionalProviderMetadata {},
+        )
+        .set_jwks(CoreJsonWebKeySet::new(vec![jwk]));
+        let provider = Auth0Provider::new(Auth0Settings {
+            domain: url::Url::parse(ISSUER).unwrap(),
+            client_id: CLIENT_ID.into(),
+            client_secret: SecretString::new("the-client-secret"),
+            audience: "https://api.example".into(),
+            tls_trust: TlsTrust::platform(),
+        })
+        .unwrap();
+        let discovered = provider.discovered_from(metadata);
+        assert!(provider.inner.discovered.set(discovered).is_ok());
+        provider
+    }
+
+    fn claims() -> Value {
+        json!({
+            "iss": ISSUER, "sub": "auth0|alice", "aud": CLIENT_ID, "nonce": "the-nonce",
+            "iat": unix_now(), "exp": unix_now() + 600,
+            // Auth0 writes this as a string; OpenID says seconds.
+            "updated_at": "2026-01-01T00:00:00.000Z",
+        })
+    }
+
+    fn signed(header: Header, claims: &Value, key: &EncodingKey) -> CoreIdToken {
+        jsonwebtoken::encode(&header, claims, key)
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    fn rs256(claims: &Value) -> CoreIdToken {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("k1".into());
+        let der = KEY.to_pkcs1_der().unwrap();
+        signed(header, claims, &EncodingKey::from_rsa_der(der.as_bytes()))
+    }
+
+    #[tokio::test]
+    async fn an_id_token_opens_only_with_its_nonce_issuer_audience_and_the_tenants_key() {
+        let provider = provider();
+        let nonce = Nonce::new("the-nonce".into());
+        let opened = provider
+            .verify_id_token(&rs256(&claims()), &nonce)
+            .await
+            .unwrap();
+        assert_eq!(opened.subject().as_str(), "auth0|alice");
+
+        let mut cases: Vec<(&str, CoreIdToken)> = Vec::new();
+        for (case, field, value) in [
+            ("another login's nonce", "nonce", json!("other-nonce")),
+            ("another client's token", "aud", json!("other-client")),
+            (
+                "another issuer's token",
+                "iss",
+                json!("https://evil.example/"),
+            ),
+            ("an expired token", "exp", json!(unix_now() - 3600)),
+        ] {
+            let mut claims = claims();
+            claims[field] = value;
+            cases.push((case, rs256(&claims)));
+        }
+        let mut hs256 = Header::new(Algorithm::HS256);
+        hs256.kid = Some("k1".into());
+        cases.push((
+            "HS256 under the client secret",
+            signed(
+                hs256,
+                &claims(),
+                &EncodingKey::from_secret(b"the-client-secret").unwrap(),
+            ),
+        ));
+        for (case, token) in cases {
+            let error = provider.verify_id_token(&token, &nonce).await.unwrap_err();
+            assert!(matches!(error, AuthError::Invalid(_)), "{case}: {error:?}");
+        }
+    }
+}
