@@ -469,7 +469,10 @@ mod tests {
             fn a_truncated_record_never_opens(value in any_grant(), keep in any::<prop::sample::Index>()) {
                 let store = store();
                 let bytes = sealed(&store, "grant", "g", &value);
-                let cut = &bytes[..keep.index(bytes.len())];
+                let (cut, dropped) = bytes.split_at(keep.index(bytes.len()));
+                // The fernet crate reads its base64 with or without the trailing `=`: cutting
+                // only that padding leaves the same authenticated bytes, so it is no truncation.
+                prop_assume!(dropped.iter().any(|b| *b != b'='));
                 prop_assert!(store.open::<Grant>(&store.key("grant", "g"), cut).is_err());
             }
 
