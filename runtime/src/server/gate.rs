@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
-use super::Shared;
+use super::{Shared, sessions};
 use crate::auth::{AccessToken, AuthError};
 pub(crate) use crate::config::is_loopback_url;
 
@@ -214,6 +214,27 @@ pub(crate) async fn gate(
         return next.run(request).await;
     };
 
+    // A session is its opener's: another caller naming it gets what an unknown session gets.
+    let session = sessions::session_id(request.headers()).map(str::to_owned);
+    if let Some(id) = &session
+        && !shared.sessions.is_owned_by(id, &token)
+    {
+        return sessions::not_found();
+    }
+    let method = request.method().clone();
+    let response = authorized(&shared, request, token.clone(), next).await;
+    match session {
+        None => shared.sessions.record_opened(&response, &token),
+        Some(id) if method == Method::DELETE && response.status().is_success() => {
+            shared.sessions.forget(&id);
+        }
+        Some(_) => {}
+    }
+    response
+}
+
+/// The rest of the way for a verified token: the permission pre-check, then rmcp.
+async fn authorized(shared: &Shared, request: Request, token: AccessToken, next: Next) -> Response {
     if request.method() != Method::POST {
         return next.run(with_token(request, token)).await;
     }
@@ -225,7 +246,7 @@ pub(crate) async fn gate(
                 .into_response();
         }
     };
-    if let Some(denied) = precheck(&shared, &token, &bytes) {
+    if let Some(denied) = precheck(shared, &token, &bytes) {
         return denied;
     }
     let request = Request::from_parts(parts, Body::from(bytes));

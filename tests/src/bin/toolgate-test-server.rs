@@ -10,8 +10,24 @@ async fn claims(token: AccessToken) -> Value {
     serde_json::to_value(token.claims()).unwrap_or_default()
 }
 
+/// Answers after `milliseconds`: a request still in flight when the server is told to stop.
+#[mcp_tool]
+async fn wait(milliseconds: u64) -> String {
+    tokio::time::sleep(std::time::Duration::from_millis(milliseconds)).await;
+    format!("waited {milliseconds} ms")
+}
+
 #[tokio::main]
 async fn main() {
+    // Logs to stderr, as a deployment's would; the tests read them.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rmcp=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let server = match Server::from_env() {
         Ok(server) => server,
         Err(error) => {
