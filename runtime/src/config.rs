@@ -33,6 +33,9 @@ pub struct Config {
     /// `TOOLGATE_SHUTDOWN_GRACE`: seconds in-flight requests get to finish after SIGTERM or
     /// SIGINT (default 10).
     pub shutdown_grace: std::time::Duration,
+    /// `TOOLGATE_TRUSTED_PROXIES`: the proxies whose `Forwarded`/`X-Forwarded-For` name the client
+    /// (CIDRs or addresses, comma-separated). Empty: those headers are ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `TOOLGATE_LIST_ALL_TOOLS`: list tools the caller may not call, with their permissions in `_meta`.
     pub list_all_tools: bool,
     /// `SSL_CERT_FILE` and `SSL_CERT_DIR`: the certificate authorities outbound TLS trusts (Auth0,
@@ -266,6 +269,13 @@ impl Config {
 
         let stateless = r.flag("TOOLGATE_STATELESS");
         let (listen, shutdown_grace) = operations(&mut r);
+        let trusted_proxies = match r.get("TOOLGATE_TRUSTED_PROXIES").map(str::to_owned) {
+            None => Vec::new(),
+            Some(list) => parse_trusted_proxies(&list).unwrap_or_else(|problem| {
+                r.problem("TOOLGATE_TRUSTED_PROXIES", problem);
+                Vec::new()
+            }),
+        };
         let list_all_tools = r.flag("TOOLGATE_LIST_ALL_TOOLS");
         let dev_mode = r.flag("TOOLGATE_DEV_MODE");
         if dev_mode && !is_loopback_url(&resource_base_url) {
@@ -299,6 +309,7 @@ impl Config {
             stateless,
             listen,
             shutdown_grace,
+            trusted_proxies,
             list_all_tools,
             tls_trust,
             dev_mode,
@@ -316,6 +327,7 @@ impl Config {
             stateless: false,
             listen: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            trusted_proxies: Vec::new(),
             list_all_tools: false,
             tls_trust: TlsTrust::default(),
             dev_mode: false,
@@ -340,6 +352,21 @@ impl Config {
     pub fn resource_uri(&self) -> String {
         format!("{}/mcp", self.base_url())
     }
+}
+
+/// A comma- or space-separated list of CIDRs or single addresses (`10.0.0.0/8, 192.168.1.7`).
+/// The error names the first entry that is neither: a list of networks is not a secret.
+pub(crate) fn parse_trusted_proxies(list: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    list.split([',', ' '])
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("`{entry}` is not a CIDR (like 10.0.0.0/8) or an IP address"))
+        })
+        .collect()
 }
 
 /// How long in-flight requests may run on after SIGTERM, by default.
@@ -847,6 +874,18 @@ mod tests {
         .unwrap_err();
         let vars: Vec<&str> = error.problems.iter().map(|(v, _)| v.as_str()).collect();
         assert_eq!(vars, ["TOOLGATE_LISTEN", "TOOLGATE_SHUTDOWN_GRACE"]);
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses() {
+        let config =
+            Config::from_vars([("TOOLGATE_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7 ::1")])
+                .unwrap();
+        assert_eq!(config.trusted_proxies.len(), 3);
+        let error = Config::from_vars([("TOOLGATE_TRUSTED_PROXIES", "10.0.0.0/8,lb.internal")])
+            .unwrap_err();
+        assert_eq!(error.problems[0].0, "TOOLGATE_TRUSTED_PROXIES");
+        assert!(error.problems[0].1.contains("lb.internal"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use base64::Engine;
@@ -156,11 +156,12 @@ pub(crate) async fn register(
     State(oauth): State<Arc<OAuth>>,
     request: axum::extract::Request,
 ) -> Result<Response, Response> {
-    // Read by hand: a router mounted without connect info must still serve registrations.
+    // The client as the server decided it (behind trusted proxies, the forwarded address). Read by
+    // hand: a router mounted without connect info has none, and must still serve registrations.
     let peer = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+        .get::<crate::net::ClientAddress>()
+        .map(|address| address.0);
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     if !oauth.admit_registration(peer) {

@@ -16,6 +16,7 @@ use url::Url;
 use super::{Shared, sessions};
 use crate::auth::{AccessToken, AuthError};
 pub(crate) use crate::config::is_loopback_url;
+use crate::net::ClientAddress;
 
 /// Host names (without port) a request may name: the base URL's, plus the loopback names when the
 /// base URL is itself on loopback.
@@ -77,6 +78,26 @@ fn bad_request(description: &'static str) -> Response {
         axum::Json(json!({ "error": "invalid_request", "error_description": description })),
     )
         .into_response()
+}
+
+/// Decides who the client is (the TCP peer, or what a trusted proxy forwarded) once per request,
+/// for the handlers (the registration limit) and the logs.
+pub(crate) async fn client_address(
+    State(shared): State<Arc<Shared>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    if let Some(peer) = peer {
+        let client = shared
+            .trusted_proxies
+            .client_address(peer, request.headers());
+        request.extensions_mut().insert(ClientAddress(client));
+    }
+    next.run(request).await
 }
 
 /// The Host half of `check_host`, for the authorization server's endpoints: clients on other

@@ -80,6 +80,8 @@ pub(crate) struct Shared {
     pub(crate) oauth: Option<Arc<OAuth>>,
     /// Who opened each MCP session.
     pub(crate) sessions: sessions::SessionOwners,
+    /// Whose `Forwarded`/`X-Forwarded-For` headers name the client.
+    pub(crate) trusted_proxies: crate::net::TrustedProxies,
     /// Cancelled when the server shuts down: rmcp then ends every session and closes its streams.
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
 }
@@ -209,7 +211,11 @@ impl Server {
                 axum::middleware::from_fn_with_state(shared.clone(), gate::check_host_only),
             ));
         }
-        router
+        // Outermost, so every handler and every log line sees the same client address.
+        router.layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            gate::client_address,
+        ))
     }
 
     /// Puts your own axum routes behind the same Host check and bearer-token verification as `/mcp`,
@@ -437,6 +443,7 @@ impl ServerBuilder {
             scopes.join(" "),
         );
         let allowed_hosts = gate::allowed_hosts(&self.config.resource_base_url);
+        let trusted_proxies = crate::net::TrustedProxies::new(&self.config.trusted_proxies);
         Ok(Server {
             shared: Arc::new(Shared {
                 config: self.config,
@@ -448,6 +455,7 @@ impl ServerBuilder {
                 oauth,
                 sessions: sessions::SessionOwners::new(),
                 shutdown: tokio_util::sync::CancellationToken::new(),
+                trusted_proxies,
             }),
         })
     }
