@@ -147,6 +147,17 @@ async fn exchange(idp: &DevIdp, code: &str, verifier: &str) -> reqwest::Response
     .await
 }
 
+async fn refresh(idp: &DevIdp, refresh_token: &str) -> reqwest::Response {
+    token(
+        idp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}
+
 async fn error_of(resp: reqwest::Response) -> (StatusCode, String) {
     let status = resp.status();
     let body: Value = resp.json().await.unwrap();
@@ -429,11 +440,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     let first = password_tokens(&idp, &[("scope", "openid offline_access")]).await;
     let r1 = first["refresh_token"].as_str().unwrap();
 
-    let resp = token(
-        &idp,
-        &[("grant_type", "refresh_token"), ("refresh_token", r1)],
-    )
-    .await;
+    let resp = refresh(&idp, r1).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let second: Value = resp.json().await.unwrap();
     let r2 = second["refresh_token"].as_str().unwrap();
@@ -444,18 +451,10 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
         "auth0|alice"
     );
 
-    let reuse = token(
-        &idp,
-        &[("grant_type", "refresh_token"), ("refresh_token", r1)],
-    )
-    .await;
+    let reuse = refresh(&idp, r1).await;
     assert_eq!(error_of(reuse).await.1, "invalid_grant");
     // Reuse of a spent token is treated as theft: its successor dies too.
-    let after = token(
-        &idp,
-        &[("grant_type", "refresh_token"), ("refresh_token", r2)],
-    )
-    .await;
+    let after = refresh(&idp, r2).await;
     assert_eq!(error_of(after).await.1, "invalid_grant");
 }
 
@@ -476,11 +475,7 @@ async fn revocation_ends_a_refresh_token() {
         revoke("never-issued").await.unwrap().status(),
         StatusCode::OK
     );
-    let resp = token(
-        &idp,
-        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
-    )
-    .await;
+    let resp = refresh(&idp, rt).await;
     assert_eq!(error_of(resp).await.1, "invalid_grant");
 }
 
