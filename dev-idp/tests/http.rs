@@ -57,22 +57,14 @@ async fn https_serves_a_certificate_from_its_ca_at_localhost() {
         .tls_certs_only([reqwest::Certificate::from_pem(ca.certificate_pem().as_bytes()).unwrap()])
         .build()
         .unwrap();
-    let doc: Value = trusting
-        .get(format!("{u}/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery = format!("{u}/.well-known/openid-configuration");
+    let resp = trusting.get(&discovery).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let doc: Value = resp.json().await.unwrap();
     assert_eq!(doc["issuer"], format!("{u}/"));
     assert_eq!(doc["jwks_uri"], format!("{u}/.well-known/jwks.json"));
     // A client that does not trust the CA gets no answer.
-    let error = http()
-        .get(format!("{u}/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap_err();
+    let error = http().get(&discovery).send().await.unwrap_err();
     assert!(error.is_connect(), "{error:?}");
 }
 
