@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use clap::Parser;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -511,27 +512,14 @@ fn contact_rules(schema: &mut serde_json::Map<String, Value>) {
     }
 }
 
-fn listen_addr() -> Result<SocketAddr, String> {
-    let mut args = std::env::args().skip(1);
-    let mut listen: SocketAddr = "127.0.0.1:8000".parse().expect("valid");
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--listen" => {
-                let value = args
-                    .next()
-                    .ok_or("--listen needs an address, like 127.0.0.1:0")?;
-                listen = value.parse().map_err(|_| {
-                    format!("--listen: `{value}` is not an address like 127.0.0.1:0")
-                })?;
-            }
-            "-h" | "--help" => {
-                println!("usage: conformance [--listen ADDR]");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument `{other}`; try --help")),
-        }
-    }
-    Ok(listen)
+/// The tools the MCP conformance suite calls, with auth off. The first line on stdout is
+/// `listening on http://ADDR/mcp`.
+#[derive(Parser)]
+#[command(name = "conformance")]
+struct Args {
+    /// Address to listen on (port 0 picks a free one)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
 }
 
 #[tokio::main]
@@ -542,14 +530,20 @@ async fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Err(error) = run().await {
+    // `--help` exits 0; a usage error exits 1, as a failure to start does.
+    let args = Args::try_parse().unwrap_or_else(|error| {
+        let code = if error.use_stderr() { 1 } else { 0 };
+        let _ = error.print();
+        std::process::exit(code)
+    });
+    if let Err(error) = run(args.listen).await {
         eprintln!("error: {error}");
         std::process::exit(1);
     }
 }
 
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let listener = tokio::net::TcpListener::bind(listen_addr()?).await?;
+async fn run(listen: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let base = url::Url::parse(&format!("http://{addr}"))?;
     let server = Server::builder()

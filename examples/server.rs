@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use clap::Parser;
 use schemars::JsonSchema;
 use serde::Serialize;
 use toolgate::{AccessToken, Audience, Config, Permission, Server, ToolError, UserInfo, mcp_tool};
@@ -98,39 +99,29 @@ async fn read_audit_log(
         .collect()
 }
 
+/// The seed's tools, served by toolgate: dev mode with a local Auth0 stand-in unless the
+/// environment configures auth (AUTH_ENABLED, AUTH_PROVIDER, AUTH0_DOMAIN, ...).
+#[derive(Parser)]
+#[command(name = "server")]
 struct Args {
+    /// Address to listen on, like 127.0.0.1:8000 [default: RESOURCE_BASE_URL's port]
+    #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Print every permission a tool or an `implies` uses, with its description, and exit
+    #[arg(long)]
     print_permissions: bool,
+    /// With --print-permissions: as JSON, the shape of Auth0's API scopes
+    #[arg(long)]
     json: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        listen: None,
-        print_permissions: false,
-        json: false,
-    };
-    let mut iter = std::env::args().skip(1);
-    while let Some(arg) = iter.next() {
-        match arg.as_str() {
-            "--listen" => {
-                let value = iter
-                    .next()
-                    .ok_or("--listen needs an address, like 127.0.0.1:8000")?;
-                args.listen = Some(value.parse().map_err(|_| {
-                    format!("--listen: `{value}` is not an address like 127.0.0.1:8000")
-                })?);
-            }
-            "--print-permissions" => args.print_permissions = true,
-            "--json" => args.json = true,
-            "-h" | "--help" => {
-                println!("usage: server [--listen ADDR] [--print-permissions [--json]]");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument `{other}`; try --help")),
-        }
-    }
-    Ok(args)
+/// `--help` prints and exits 0; a usage error exits 1, as every other failure of this example.
+fn parse_args() -> Args {
+    Args::try_parse().unwrap_or_else(|error| {
+        let code = if error.use_stderr() { 1 } else { 0 };
+        let _ = error.print();
+        std::process::exit(code)
+    })
 }
 
 /// Dev mode when nothing about auth is configured at all.
@@ -183,7 +174,7 @@ async fn main() {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args()?;
+    let args = parse_args();
     if args.print_permissions {
         print_permissions(&Server::builder().build()?, args.json);
         return Ok(());

@@ -97,6 +97,14 @@ else
     command -v redis-server >/dev/null || die "apt-get finished but redis-server is not on PATH"
 fi
 
+# HAProxy 2.6 puts replicas behind one TLS-terminating address in the scale-out tests.
+if [[ -x /usr/sbin/haproxy || -x /usr/bin/haproxy ]]; then
+    echo "install-peers: haproxy is installed"
+else
+    install_debian_packages haproxy
+    [[ -x /usr/sbin/haproxy || -x /usr/bin/haproxy ]] || die "apt-get finished but haproxy is missing"
+fi
+
 # oidc-provider 9, the conformance suite and the Inspector need Node 22; each peer brings its own,
 # which npm publishes for Linux x86-64 only.
 if [[ "$(uname -s)" != Linux || "$(uname -m)" != x86_64 ]]; then

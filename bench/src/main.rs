@@ -18,126 +18,172 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use load::LoadOptions;
 use soak::SoakOptions;
 use subjects::Paths;
 use tokio::signal::unix::SignalKind;
 
-const USAGE: &str = "\
-toolgate-bench: load benchmarks of toolgate (use bench/run, which installs and builds first)
+/// toolgate-bench: load benchmarks of toolgate (use bench/run, which installs and builds first)
+///
+/// Without a command, `load`. Results go to bench/results/ (load.json, soak.json, server logs).
+#[derive(Parser)]
+#[command(name = "toolgate-bench", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    #[command(flatten)]
+    load: LoadArgs,
+}
 
-USAGE:
-    toolgate-bench [load] [--duration SECS] [--warm-up SECS] [--connections N,N,..] [--only KEY,..]
-                          [--rounds N] [--quiet-limit PERCENT] [--patience SECS]
-    toolgate-bench soak [--seconds SECS] [--rate PER_SECOND]
-    toolgate-bench micro-report CRITERION_DIR
+#[derive(Subcommand)]
+enum Mode {
+    /// Every server under wrk, taking turns; rows show the median of the rounds
+    ///
+    /// Keys for --only: toolgate, toolgate-noauth, fastmcp, bare-axum, toolgate-proxy (stateless
+    /// JSON mode), and toolgate-session, toolgate-proxy-session, fastmcp-session (one MCP session
+    /// per load, SSE replies). A measurement waits (up to --patience) until other work uses at
+    /// most --quiet-limit percent of one core, and is taken again, up to 3 times, when it was
+    /// disturbed. A smoke run that proves the whole chain in a few minutes: --duration 1
+    /// --warm-up 1 --patience 1 (its numbers mean little).
+    Load(LoadArgs),
+    /// toolgate with auth at a fixed rate
+    Soak(SoakArgs),
+    /// The criterion hot-path benchmarks against their baselines
+    MicroReport {
+        /// The criterion folder (target/criterion)
+        criterion_dir: Option<PathBuf>,
+    },
+}
 
-load     every server under wrk, taking turns (defaults: 10 s each, 1,8,32,64 connections,
-         1 round; rows show the median of the rounds); keys for --only: toolgate,
-         toolgate-noauth, fastmcp, bare-axum, toolgate-proxy (stateless JSON mode), and
-         toolgate-session, toolgate-proxy-session, fastmcp-session (one MCP session per
-         load, SSE replies). A measurement waits (up to --patience, 120 s) until other work
-         uses at most --quiet-limit (10) percent of one core, and is taken again, up to 3
-         times, when it was disturbed. A smoke run that proves the whole chain in a few
-         minutes: --duration 1 --warm-up 1 --patience 1 (its numbers mean little).
-soak     toolgate with auth at a fixed rate (defaults: 600 s at 1000 requests/s)
-micro-report
-         the criterion hot-path benchmarks against their baselines
+#[derive(Args)]
+struct LoadArgs {
+    /// Seconds of load per server and connection count [default: 10]
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    duration: Option<Duration>,
+    /// Seconds of warm-up before each measurement [default: 2]
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    warm_up: Option<Duration>,
+    /// Connection counts, comma-separated [default: 1,8,32,64]
+    #[arg(long, value_name = "N,N,..", value_delimiter = ',', value_parser = positive,
+          allow_negative_numbers = true)]
+    connections: Option<Vec<u32>>,
+    /// Only these servers, comma-separated keys (see `load --help`)
+    #[arg(long, value_name = "KEY,..", value_delimiter = ',', value_parser = subject_key)]
+    only: Option<Vec<String>>,
+    /// Measurements of every server at every connection count [default: 1]
+    #[arg(long, value_name = "N", value_parser = positive, allow_negative_numbers = true)]
+    rounds: Option<u32>,
+    /// CPU other work may use during a measurement, percent of one core [default: 10]
+    #[arg(long, value_name = "PERCENT", value_parser = percentage, allow_negative_numbers = true)]
+    quiet_limit: Option<f64>,
+    /// Seconds a measurement waits for a quiet machine [default: 120]
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    patience: Option<Duration>,
+}
 
-Results go to bench/results/ (load.json, soak.json, server logs).
-";
+#[derive(Args)]
+struct SoakArgs {
+    /// Seconds of load [default: 600]
+    #[arg(long = "seconds", value_name = "SECS", value_parser = seconds)]
+    duration: Option<Duration>,
+    /// Requests per second [default: 1000]
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive, allow_negative_numbers = true)]
+    rate: Option<u32>,
+}
+
+impl LoadArgs {
+    fn options(self) -> LoadOptions {
+        let d = LoadOptions::default();
+        LoadOptions {
+            connections: self.connections.unwrap_or(d.connections),
+            duration: self.duration.unwrap_or(d.duration),
+            warm_up: self.warm_up.unwrap_or(d.warm_up),
+            rounds: self.rounds.unwrap_or(d.rounds),
+            only: self.only.unwrap_or(d.only),
+            quiet_limit: self.quiet_limit.unwrap_or(d.quiet_limit),
+            patience: self.patience.unwrap_or(d.patience),
+        }
+    }
+}
 
 enum Command {
     Load(LoadOptions),
     Soak(SoakOptions),
     MicroReport(PathBuf),
-    Help,
 }
 
-fn parse_args(args: Vec<String>) -> Result<Command, String> {
-    let mut args = args.into_iter().peekable();
-    let mode = match args.peek().map(String::as_str) {
-        Some("load" | "soak" | "micro-report") => args.next().expect("peeked"),
+fn parse_args(args: Vec<String>) -> Result<Command, clap::Error> {
+    let mode = match args.first().map(String::as_str) {
+        Some(mode @ ("load" | "soak" | "micro-report")) => mode.to_owned(),
         _ => "load".to_owned(),
     };
-    let mut load = LoadOptions::default();
-    let mut soak = SoakOptions::default();
-    let mut criterion = None;
-    while let Some(arg) = args.next() {
-        let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match (mode.as_str(), arg.as_str()) {
-            (_, "-h" | "--help") => return Ok(Command::Help),
-            ("load", "--duration") => load.duration = seconds(&value(&arg)?, &arg)?,
-            ("load", "--warm-up") => load.warm_up = seconds(&value(&arg)?, &arg)?,
-            ("load", "--patience") => load.patience = seconds(&value(&arg)?, &arg)?,
-            ("load", "--rounds") => {
-                let v = value(&arg)?;
-                load.rounds = v
-                    .parse()
-                    .ok()
-                    .filter(|r| *r > 0)
-                    .ok_or_else(|| format!("--rounds: `{v}` is not a positive count"))?;
-            }
-            ("load", "--quiet-limit") => {
-                let v = value(&arg)?;
-                load.quiet_limit = v
-                    .parse()
-                    .ok()
-                    .filter(|p: &f64| p.is_finite() && *p >= 0.0)
-                    .ok_or_else(|| format!("--quiet-limit: `{v}` is not a percentage"))?;
-            }
-            ("load", "--connections") => {
-                load.connections = value(&arg)?
-                    .split(',')
-                    .map(|n| match n.trim().parse::<u32>() {
-                        Ok(n) if n > 0 => Ok(n),
-                        _ => Err(format!("--connections: `{n}` is not a positive count")),
-                    })
-                    .collect::<Result<_, _>>()?;
-            }
-            ("load", "--only") => {
-                load.only = value(&arg)?
-                    .split(',')
-                    .map(|k| k.trim().to_owned())
-                    .collect();
-                if let Some(unknown) = load
-                    .only
-                    .iter()
-                    .find(|k| !subjects::SUBJECTS.iter().any(|s| s.key == k.as_str()))
-                {
-                    return Err(format!("--only: no server is called `{unknown}`"));
-                }
-            }
-            ("soak", "--seconds") => soak.duration = seconds(&value(&arg)?, &arg)?,
-            ("soak", "--rate") => {
-                let v = value(&arg)?;
-                soak.rate = v
-                    .parse()
-                    .ok()
-                    .filter(|r| *r > 0)
-                    .ok_or_else(|| format!("--rate: `{v}` is not a positive rate"))?;
-            }
-            ("micro-report", dir) if criterion.is_none() && !dir.starts_with('-') => {
-                criterion = Some(PathBuf::from(dir));
-            }
-            (mode, other) => return Err(format!("unknown argument `{other}` for {mode}")),
+    let argv = std::iter::once("toolgate-bench".to_owned()).chain(args);
+    let cli = Cli::try_parse_from(argv).map_err(|e| name_the_mode(e, &mode))?;
+    Ok(match cli.mode {
+        None => Command::Load(cli.load.options()),
+        Some(Mode::Load(load)) => Command::Load(load.options()),
+        Some(Mode::Soak(soak)) => {
+            let d = SoakOptions::default();
+            Command::Soak(SoakOptions {
+                duration: soak.duration.unwrap_or(d.duration),
+                rate: soak.rate.unwrap_or(d.rate),
+            })
         }
-    }
-    Ok(match mode.as_str() {
-        "soak" => Command::Soak(soak),
-        "micro-report" => Command::MicroReport(
-            criterion.ok_or("micro-report needs the criterion folder (target/criterion)")?,
-        ),
-        _ => Command::Load(load),
+        Some(Mode::MicroReport { criterion_dir }) => {
+            Command::MicroReport(criterion_dir.ok_or_else(|| {
+                Cli::command().error(
+                    ErrorKind::MissingRequiredArgument,
+                    "micro-report needs the criterion folder (target/criterion)",
+                )
+            })?)
+        }
     })
 }
 
-fn seconds(value: &str, flag: &str) -> Result<Duration, String> {
+/// An option of another mode is refused naming the mode it was given to: `--connections` is a
+/// `load` option, so `soak --connections 8` says "for soak".
+fn name_the_mode(error: clap::Error, mode: &str) -> clap::Error {
+    let (ErrorKind::UnknownArgument, Some(ContextValue::String(arg))) =
+        (error.kind(), error.get(ContextKind::InvalidArg))
+    else {
+        return error;
+    };
+    Cli::command().error(
+        ErrorKind::UnknownArgument,
+        format!("unknown argument `{arg}` for {mode}"),
+    )
+}
+
+fn seconds(value: &str) -> Result<Duration, String> {
     match value.parse::<u64>() {
         Ok(s) if s > 0 => Ok(Duration::from_secs(s)),
-        _ => Err(format!(
-            "{flag}: `{value}` is not a whole number of seconds"
-        )),
+        _ => Err(format!("`{value}` is not a whole number of seconds")),
+    }
+}
+
+fn positive(value: &str) -> Result<u32, String> {
+    match value.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("`{value}` is not a positive count")),
+    }
+}
+
+fn percentage(value: &str) -> Result<f64, String> {
+    value
+        .parse()
+        .ok()
+        .filter(|p: &f64| p.is_finite() && *p >= 0.0)
+        .ok_or_else(|| format!("`{value}` is not a percentage"))
+}
+
+fn subject_key(value: &str) -> Result<String, String> {
+    let key = value.trim();
+    if subjects::SUBJECTS.iter().any(|s| s.key == key) {
+        Ok(key.to_owned())
+    } else {
+        Err(format!("no server is called `{key}`"))
     }
 }
 
@@ -152,7 +198,6 @@ fn write_json(paths: &Paths, name: &str, value: &impl serde::Serialize) -> Resul
 
 async fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Help => print!("{USAGE}"),
         Command::MicroReport(dir) => micro::print(&dir)?,
         Command::Load(options) => {
             let paths = Paths::discover()?;
@@ -177,13 +222,8 @@ async fn run(command: Command) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let command = match parse_args(std::env::args().skip(1).collect()) {
-        Ok(command) => command,
-        Err(message) => {
-            eprintln!("error: {message}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    // Help exits 0, a usage error 2.
+    let command = parse_args(std::env::args().skip(1).collect()).unwrap_or_else(|e| e.exit());
     // Dropping the run on a signal kills the servers and wrk it started (kill_on_drop).
     let mut terminate = match tokio::signal::unix::signal(SignalKind::terminate()) {
         Ok(signal) => signal,
@@ -211,7 +251,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Command, String> {
-        parse_args(args.iter().map(|s| s.to_string()).collect())
+        parse_args(args.iter().map(|s| s.to_string()).collect()).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -8,7 +8,7 @@ use rsa::traits::PublicKeyParts;
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde_json::{Value, json};
 
-use crate::DevIdpError;
+use crate::error::DevIdpError;
 use crate::util::{b64url, random_token};
 
 pub(crate) struct SigningKey {

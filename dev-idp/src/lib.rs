@@ -1,10 +1,26 @@
 //! A local stand-in for Auth0: real OAuth 2.0 / OIDC client code talks to it over HTTP
 //! with Auth0's paths, token shapes and error bodies. For dev mode and tests only.
 
+// Modules point one way: `config`, `error` and `util` are leaves; `keys` and `store` hold data;
+// `state` owns them; `claims`, `pages`, `pkce` and `redirect` serve the endpoints; each endpoint
+// module uses those; `server` composes the endpoints; this file is the handle tests hold.
+mod authorize;
+mod claims;
+mod config;
+mod discovery;
+mod error;
 mod keys;
-mod login;
+mod logout;
+mod pages;
+mod pkce;
+mod redirect;
+mod revoke;
 mod server;
+mod state;
+mod store;
 pub mod tls;
+mod token;
+mod userinfo;
 mod util;
 
 use std::fmt;
@@ -13,117 +29,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde::Serialize;
+use axum::Router;
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use crate::config::{AutoApprove, DevIdpConfig, DevUser};
+pub use crate::error::DevIdpError;
 use crate::keys::SigningKey;
-use crate::server::Shared;
-
-#[derive(Clone)]
-pub struct DevIdpConfig {
-    /// API identifier: the `aud` of access tokens.
-    pub audience: String,
-    /// The one confidential client (an Auth0 Regular Web App).
-    pub client_id: String,
-    pub client_secret: String,
-    /// Choices on the login page.
-    pub users: Vec<DevUser>,
-    /// Offered on the login page and granted by default to `client_credentials` and `password`.
-    pub permissions: Vec<String>,
-    /// `Some` makes `/authorize` skip the login page and issue a code at once.
-    pub auto_approve: Option<AutoApprove>,
-    pub access_token_ttl: Duration,
-    /// `Some` serves HTTPS with this certificate (Auth0 is https-only), at `https://localhost:PORT`:
-    /// the name the certificate from [`tls::TestCa::localhost`] is made for.
-    pub tls: Option<tls::ServerCertificate>,
-}
-
-impl Default for DevIdpConfig {
-    fn default() -> Self {
-        Self {
-            audience: "https://api.toolgate.dev".into(),
-            client_id: "toolgate-dev-client".into(),
-            client_secret: "toolgate-dev-secret".into(),
-            users: vec![DevUser::alice(), DevUser::bob()],
-            permissions: Vec::new(),
-            auto_approve: None,
-            access_token_ttl: Duration::from_secs(3600),
-            tls: None,
-        }
-    }
-}
-
-impl fmt::Debug for DevIdpConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DevIdpConfig")
-            .field("audience", &self.audience)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
-            .field("users", &self.users)
-            .field("permissions", &self.permissions)
-            .field("auto_approve", &self.auto_approve)
-            .field("access_token_ttl", &self.access_token_ttl)
-            .field("https", &self.tls.is_some())
-            .finish()
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct AutoApprove {
-    /// A dev user's `sub` (its nickname or email are accepted too).
-    pub user: String,
-    pub permissions: Vec<String>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct DevUser {
-    pub sub: String,
-    pub name: String,
-    pub nickname: String,
-    pub email: String,
-    pub email_verified: bool,
-    pub picture: String,
-}
-
-impl DevUser {
-    pub fn alice() -> Self {
-        Self {
-            sub: "auth0|alice".into(),
-            name: "Alice Example".into(),
-            nickname: "alice".into(),
-            email: "alice@example.com".into(),
-            email_verified: true,
-            picture: "https://example.com/alice.png".into(),
-        }
-    }
-
-    pub fn bob() -> Self {
-        Self {
-            sub: "auth0|bob".into(),
-            name: "Bob Example".into(),
-            nickname: "bob".into(),
-            email: "bob@example.com".into(),
-            email_verified: true,
-            picture: "https://example.com/bob.png".into(),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum DevIdpError {
-    #[error("the dev IdP binds loopback addresses only, not {0}")]
-    NotLoopback(SocketAddr),
-    #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("signing key error: {0}")]
-    Key(String),
-    #[error("auto_approve names {0:?}, which is not one of the configured users")]
-    UnknownUser(String),
-    #[error("TLS set-up failed: {0}")]
-    Tls(String),
-}
+use crate::state::Shared;
 
 /// A running dev IdP. Dropping it (or [`DevIdp::shutdown`]) stops the server.
 pub struct DevIdp {
@@ -134,10 +48,10 @@ pub struct DevIdp {
 
 impl fmt::Debug for DevIdp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The configuration's own `Debug` redacts the secret.
         f.debug_struct("DevIdp")
             .field("url", &self.shared.url)
-            .field("audience", &self.shared.config.audience)
-            .field("client_id", &self.shared.config.client_id)
+            .field("config", &self.shared.config)
             .finish_non_exhaustive()
     }
 }
@@ -149,7 +63,7 @@ impl DevIdp {
             return Err(DevIdpError::NotLoopback(addr));
         }
         if let Some(auto) = &config.auto_approve
-            && server::find_user(&config.users, &auto.user).is_none()
+            && config.find_user(&auto.user).is_none()
         {
             return Err(DevIdpError::UnknownUser(auto.user.clone()));
         }
@@ -159,35 +73,18 @@ impl DevIdp {
             .map_err(|e| DevIdpError::Key(e.to_string()))??;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        // A dropped sender stops the server too.
-        let stopped = async {
-            let _ = stopped.await;
+        let url = match &config.tls {
+            None => format!("http://{local}"),
+            Some(_) => format!("https://localhost:{}", local.port()),
         };
         let tls = config.tls.clone();
-        let (shared, task) = match tls {
-            None => {
-                let url = format!("http://{local}");
-                let shared = Arc::new(Shared::new(config, url.clone(), key));
-                let app = server::router(shared.clone());
-                let task = tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(stopped)
-                        .await
-                });
-                (shared, task)
-            }
+        let shared = Arc::new(Shared::new(config, url, key));
+        let app = server::router(shared.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = match tls {
+            None => spawn_server(listener, app, stopped),
             Some(certificate) => {
-                let listener = tls::TlsListener::new(listener, &certificate)?;
-                let url = format!("https://localhost:{}", local.port());
-                let shared = Arc::new(Shared::new(config, url, key));
-                let app = server::router(shared.clone());
-                let task = tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(stopped)
-                        .await
-                });
-                (shared, task)
+                spawn_server(tls::TlsListener::new(listener, &certificate)?, app, stopped)
             }
         };
         tracing::info!(url = %shared.url, "dev IdP listening");
@@ -321,6 +218,25 @@ impl DevIdp {
             task.abort();
         }
     }
+}
+
+/// Serves `app` on `listener` until `stop` fires or its sender is dropped.
+fn spawn_server<L>(
+    listener: L,
+    app: Router,
+    stop: oneshot::Receiver<()>,
+) -> JoinHandle<std::io::Result<()>>
+where
+    L: axum::serve::Listener,
+    L::Addr: fmt::Debug,
+{
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop.await;
+            })
+            .await
+    })
 }
 
 impl Drop for DevIdp {

@@ -1,85 +1,45 @@
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::Parser;
 use toolgate_dev_idp::{AutoApprove, DevIdp, DevIdpConfig};
 
 const SECRET_ENV: &str = "TOOLGATE_DEV_CLIENT_SECRET";
 
-const USAGE: &str = "\
-toolgate-dev-idp: a local Auth0 stand-in for toolgate dev mode
-
-USAGE:
-    toolgate-dev-idp [OPTIONS]
-
-OPTIONS:
-    --listen ADDR          loopback address to bind [default: 127.0.0.1:9000]
-    --audience URI         API identifier (aud of access tokens) [default: https://api.toolgate.dev]
-    --client-id ID         the confidential client's id [default: toolgate-dev-client]
-    --client-secret SECRET the client's secret [default: $TOOLGATE_DEV_CLIENT_SECRET or toolgate-dev-secret]
-    --permission P         offer and grant permission P (repeatable)
-    --auto-approve USER    skip the login page; sign in USER (sub, nickname or email) with every --permission
-    --https DIR            serve HTTPS at https://localhost:PORT with a certificate from a CA made at
-                           start, whose certificate is written to DIR/ca.pem (trust it with SSL_CERT_FILE)
-    -h, --help             print this help
-";
-
+/// toolgate-dev-idp: a local Auth0 stand-in for toolgate dev mode
+#[derive(Parser)]
+#[command(name = "toolgate-dev-idp")]
 struct Args {
+    /// Loopback address to bind
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
     listen: SocketAddr,
-    config: DevIdpConfig,
+    /// API identifier (aud of access tokens)
+    #[arg(long, value_name = "URI", default_value_t = DevIdpConfig::default().audience)]
+    audience: String,
+    /// The confidential client's id
+    #[arg(long, value_name = "ID", default_value_t = DevIdpConfig::default().client_id)]
+    client_id: String,
+    /// The client's secret
+    #[arg(long, value_name = "SECRET", env = SECRET_ENV, hide_env_values = true,
+          default_value_t = DevIdpConfig::default().client_secret)]
+    client_secret: String,
+    /// Offer and grant permission P (repeatable)
+    #[arg(long = "permission", value_name = "P")]
+    permissions: Vec<String>,
+    /// Skip the login page; sign in USER (sub, nickname or email) with every --permission
+    #[arg(long, value_name = "USER")]
     auto_approve: Option<String>,
-    https_dir: Option<std::path::PathBuf>,
-}
-
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut config = DevIdpConfig::default();
-    if let Ok(secret) = std::env::var(SECRET_ENV) {
-        config.client_secret = secret;
-    }
-    let mut listen: SocketAddr = "127.0.0.1:9000".parse().expect("valid default address");
-    let mut auto_approve = None;
-    let mut https_dir = None;
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg, None),
-        };
-        if flag == "-h" || flag == "--help" {
-            return Ok(None);
-        }
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--listen" => {
-                let v = value()?;
-                listen = v
-                    .parse()
-                    .map_err(|_| format!("--listen: {v:?} is not an IP:PORT address"))?;
-            }
-            "--audience" => config.audience = value()?,
-            "--client-id" => config.client_id = value()?,
-            "--client-secret" => config.client_secret = value()?,
-            "--permission" => config.permissions.push(value()?),
-            "--auto-approve" => auto_approve = Some(value()?),
-            "--https" => https_dir = Some(std::path::PathBuf::from(value()?)),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(Some(Args {
-        listen,
-        config,
-        auto_approve,
-        https_dir,
-    }))
+    /// Serve HTTPS at https://localhost:PORT with a certificate from a CA made at start, whose
+    /// certificate is written to DIR/ca.pem (trust it with SSL_CERT_FILE)
+    #[arg(long = "https", value_name = "DIR")]
+    https_dir: Option<PathBuf>,
 }
 
 /// A CA made now, its certificate written to `dir/ca.pem`, and a certificate for localhost from it.
 fn make_certificate(
-    dir: &std::path::Path,
-) -> Result<(toolgate_dev_idp::tls::ServerCertificate, std::path::PathBuf), String> {
+    dir: &Path,
+) -> Result<(toolgate_dev_idp::tls::ServerCertificate, PathBuf), String> {
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("--https: cannot create {}: {e}", dir.display()))?;
     let ca = toolgate_dev_idp::tls::TestCa::generate("toolgate dev IdP CA")
@@ -96,24 +56,19 @@ fn shell_quote(s: &str) -> String {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut config = args.config;
-    if let Some(user) = args.auto_approve {
-        config.auto_approve = Some(AutoApprove {
+    // Help exits 0, a usage error 2.
+    let args = Args::parse();
+    let mut config = DevIdpConfig {
+        audience: args.audience,
+        client_id: args.client_id,
+        client_secret: args.client_secret,
+        auto_approve: args.auto_approve.map(|user| AutoApprove {
             user,
-            permissions: config.permissions.clone(),
-        });
-    }
+            permissions: args.permissions.clone(),
+        }),
+        permissions: args.permissions,
+        ..DevIdpConfig::default()
+    };
     let mut ca_file = None;
     if let Some(dir) = &args.https_dir {
         match make_certificate(dir) {
@@ -157,7 +112,6 @@ async fn main() -> ExitCode {
         );
     }
     println!();
-    println!("Machine token:");
     let curl = match &ca_file {
         Some(ca_file) => format!(
             "curl -s --cacert {}",
@@ -165,20 +119,18 @@ async fn main() -> ExitCode {
         ),
         None => "curl -s".to_owned(),
     };
-    println!(
-        "  {curl} {}/oauth/token -d grant_type=client_credentials --data-urlencode client_id={} --data-urlencode client_secret={} --data-urlencode audience={}",
-        idp.url(),
+    // Both commands end with the client's credentials and the API they ask a token for.
+    let client = format!(
+        "--data-urlencode client_id={} --data-urlencode client_secret={secret} --data-urlencode audience={}",
         shell_quote(idp.client_id()),
-        secret,
         shell_quote(idp.audience()),
     );
+    let token_url = format!("{}/oauth/token", idp.url());
+    println!("Machine token:");
+    println!("  {curl} {token_url} -d grant_type=client_credentials {client}");
     println!("User token (alice):");
     println!(
-        "  {curl} {}/oauth/token -d grant_type=password -d username=alice -d password=x -d 'scope=openid profile email' --data-urlencode client_id={} --data-urlencode client_secret={} --data-urlencode audience={}",
-        idp.url(),
-        shell_quote(idp.client_id()),
-        secret,
-        shell_quote(idp.audience()),
+        "  {curl} {token_url} -d grant_type=password -d username=alice -d password=x -d 'scope=openid profile email' {client}"
     );
     println!("\nCtrl-C to stop.");
     if let Err(e) = tokio::signal::ctrl_c().await {

@@ -3,6 +3,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
 
 pub(crate) fn b64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
@@ -22,58 +26,33 @@ pub(crate) fn now_secs() -> u64 {
         .as_secs()
 }
 
-pub(crate) fn s256(verifier: &str) -> String {
-    b64url(&Sha256::digest(verifier.as_bytes()))
-}
-
-/// Compares digests so the time taken does not depend on where the inputs differ.
+/// Compares digests, so neither where the inputs differ nor their lengths show in the time taken.
 pub(crate) fn secret_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    Sha256::digest(a.as_bytes())
+        .ct_eq(&Sha256::digest(b.as_bytes()))
+        .into()
 }
 
 /// Auth0 renders `updated_at` as RFC 3339 with milliseconds, e.g. `2024-05-01T12:34:56.789Z`.
 pub(crate) fn rfc3339_millis(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (y, m, day) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    const AUTH0: &[BorrowedFormatItem<'_>] =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    OffsetDateTime::from(t)
+        .format(AUTH0)
+        .expect("a four-digit year formats")
 }
 
-// Howard Hinnant's days-to-civil algorithm; avoids a date crate for one timestamp.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// Whether the space-separated `list` holds `wanted`.
+pub(crate) fn has_scope(list: &str, wanted: &str) -> bool {
+    list.split_whitespace().any(|s| s == wanted)
 }
 
-pub(crate) fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// The words of a space-separated list, each once, in their first order.
+pub(crate) fn unique_words(list: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in list.split_whitespace() {
+        if !out.iter().any(|o| o == word) {
+            out.push(word.to_owned());
         }
     }
     out
@@ -94,25 +73,24 @@ mod tests {
     }
 
     #[test]
-    fn s256_matches_rfc7636_example() {
-        assert_eq!(
-            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
-    }
-
-    #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            html_escape(r#"<script>"a"&'b'</script>"#),
-            "&lt;script&gt;&quot;a&quot;&amp;&#39;b&#39;&lt;/script&gt;"
-        );
-    }
-
-    #[test]
     fn secret_eq_compares_content() {
         assert!(secret_eq("abc", "abc"));
         assert!(!secret_eq("abc", "abd"));
         assert!(!secret_eq("abc", "abcd"));
+    }
+
+    #[test]
+    fn lists_are_read_word_by_word() {
+        assert!(has_scope("openid  profile", "profile"));
+        assert!(!has_scope("openid profile", "prof"));
+        assert_eq!(unique_words(" a b  a c b "), ["a", "b", "c"]);
+        assert!(unique_words("   ").is_empty());
+    }
+
+    #[test]
+    fn random_tokens_are_base64url_of_their_length() {
+        let token = random_token(32);
+        assert_eq!(URL_SAFE_NO_PAD.decode(&token).unwrap().len(), 32);
+        assert_ne!(token, random_token(32));
     }
 }

@@ -57,22 +57,14 @@ async fn https_serves_a_certificate_from_its_ca_at_localhost() {
         .tls_certs_only([reqwest::Certificate::from_pem(ca.certificate_pem().as_bytes()).unwrap()])
         .build()
         .unwrap();
-    let doc: Value = trusting
-        .get(format!("{u}/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery = format!("{u}/.well-known/openid-configuration");
+    let resp = trusting.get(&discovery).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let doc: Value = resp.json().await.unwrap();
     assert_eq!(doc["issuer"], format!("{u}/"));
     assert_eq!(doc["jwks_uri"], format!("{u}/.well-known/jwks.json"));
     // A client that does not trust the CA gets no answer.
-    let error = http()
-        .get(format!("{u}/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap_err();
+    let error = http().get(&discovery).send().await.unwrap_err();
     assert!(error.is_connect(), "{error:?}");
 }
 
@@ -142,6 +134,17 @@ async fn exchange(idp: &DevIdp, code: &str, verifier: &str) -> reqwest::Response
             ("code", code),
             ("redirect_uri", REDIRECT),
             ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
+async fn refresh(idp: &DevIdp, refresh_token: &str) -> reqwest::Response {
+    token(
+        idp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
         ],
     )
     .await
@@ -429,11 +432,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     let first = password_tokens(&idp, &[("scope", "openid offline_access")]).await;
     let r1 = first["refresh_token"].as_str().unwrap();
 
-    let resp = token(
-        &idp,
-        &[("grant_type", "refresh_token"), ("refresh_token", r1)],
-    )
-    .await;
+    let resp = refresh(&idp, r1).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let second: Value = resp.json().await.unwrap();
     let r2 = second["refresh_token"].as_str().unwrap();
@@ -444,18 +443,10 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
         "auth0|alice"
     );
 
-    let reuse = token(
-        &idp,
-        &[("grant_type", "refresh_token"), ("refresh_token", r1)],
-    )
-    .await;
+    let reuse = refresh(&idp, r1).await;
     assert_eq!(error_of(reuse).await.1, "invalid_grant");
     // Reuse of a spent token is treated as theft: its successor dies too.
-    let after = token(
-        &idp,
-        &[("grant_type", "refresh_token"), ("refresh_token", r2)],
-    )
-    .await;
+    let after = refresh(&idp, r2).await;
     assert_eq!(error_of(after).await.1, "invalid_grant");
 }
 
@@ -476,11 +467,7 @@ async fn revocation_ends_a_refresh_token() {
         revoke("never-issued").await.unwrap().status(),
         StatusCode::OK
     );
-    let resp = token(
-        &idp,
-        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
-    )
-    .await;
+    let resp = refresh(&idp, rt).await;
     assert_eq!(error_of(resp).await.1, "invalid_grant");
 }
 

@@ -1,6 +1,7 @@
 //! Support for the integration tests: servers on ephemeral loopback ports and MCP clients for them.
 
 pub mod flow;
+pub mod haproxy;
 pub mod logs;
 pub mod oidc_provider;
 pub mod processes;

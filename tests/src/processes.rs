@@ -68,6 +68,11 @@ impl Spawned {
         }
     }
 
+    /// The child's process id, for sending it signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything it printed so far, stderr lines marked.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()

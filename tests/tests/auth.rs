@@ -659,3 +659,109 @@ async fn access_token_is_an_axum_extractor_behind_protect() {
     assert_eq!(response.status(), 401);
     assert!(www_authenticate(&response).contains("resource_metadata="));
 }
+
+/// `initialize` then `notifications/initialized` with `token`: the session id it opened.
+async fn open_session(s: &Setup, token: &str) -> String {
+    let body = json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": { "name": "session-owner-test", "version": "1" }
+        }
+    });
+    let response = mcp_post(&s.http, &s.server.mcp_url(), body.to_string())
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let response = mcp_post(
+        &s.http,
+        &s.server.mcp_url(),
+        json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }).to_string(),
+    )
+    .bearer_auth(token)
+    .header("mcp-session-id", &session)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 202);
+    session
+}
+
+async fn call_in_session(s: &Setup, token: &str, session: &str) -> reqwest::Response {
+    mcp_post(
+        &s.http,
+        &s.server.mcp_url(),
+        tools_call_body("claims", json!({})),
+    )
+    .bearer_auth(token)
+    .header("mcp-session-id", session)
+    .send()
+    .await
+    .unwrap()
+}
+
+/// A session id is not a capability: another user holding alice's session id can neither call in
+/// it, read its event stream nor end it; the session looks to them as an unknown one does.
+#[tokio::test]
+async fn a_session_belongs_to_the_user_who_opened_it() {
+    let s = setup_mode(false, false).await;
+    let alice = s.idp.user_token("auth0|alice", &[]);
+    let bob = s.idp.user_token("auth0|bob", &[]);
+    let session = open_session(&s, &alice).await;
+    let response = call_in_session(&s, &alice, &session).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("auth0|alice"));
+
+    let unknown = call_in_session(&s, &bob, "00000000-0000-0000-0000-000000000000").await;
+    assert_eq!(unknown.status(), 404);
+    let unknown_body = unknown.text().await.unwrap();
+
+    let stolen = call_in_session(&s, &bob, &session).await;
+    assert_eq!(stolen.status(), 404, "bob calls in alice's session");
+    assert_eq!(
+        stolen.text().await.unwrap(),
+        unknown_body,
+        "no difference leaks"
+    );
+    let stream = s
+        .http
+        .get(s.server.mcp_url())
+        .bearer_auth(&bob)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 404, "bob opens alice's event stream");
+    let end = s
+        .http
+        .delete(s.server.mcp_url())
+        .bearer_auth(&bob)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(end.status(), 404, "bob ends alice's session");
+
+    // Alice's session is untouched, and she can end it herself.
+    assert_eq!(call_in_session(&s, &alice, &session).await.status(), 200);
+    let end = s
+        .http
+        .delete(s.server.mcp_url())
+        .bearer_auth(&alice)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert!(end.status().is_success(), "{}", end.status());
+    assert_eq!(call_in_session(&s, &alice, &session).await.status(), 404);
+}

@@ -13,6 +13,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use clap::Parser;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -89,25 +90,20 @@ async fn mcp(body: axum::body::Bytes) -> Response {
     .into_response()
 }
 
-fn listen_addr() -> Result<SocketAddr, String> {
-    let mut args = std::env::args().skip(1);
-    match (args.next().as_deref(), args.next(), args.next()) {
-        (Some("--listen"), Some(addr), None) => addr
-            .parse()
-            .map_err(|_| format!("--listen: `{addr}` is not an address like 127.0.0.1:8100")),
-        _ => Err("usage: bare-axum --listen ADDR".into()),
-    }
+/// The ceiling of the benchmarks: the same JSON-RPC reply from a bare axum handler, with no MCP
+/// and no auth.
+#[derive(Parser)]
+#[command(name = "bare-axum")]
+struct Args {
+    /// Address to listen on, like 127.0.0.1:8100
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
 }
 
 #[tokio::main]
 async fn main() {
-    let addr = match listen_addr() {
-        Ok(addr) => addr,
-        Err(message) => {
-            eprintln!("error: {message}");
-            std::process::exit(2);
-        }
-    };
+    // A usage error exits 2.
+    let addr = Args::parse().listen;
     let app = Router::new()
         .route("/mcp", post(mcp))
         .route("/healthz", get(|| async { "ok" }));

@@ -35,6 +35,15 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// `TOOLGATE_STATELESS`: no MCP sessions, JSON responses (the mode for load balancers).
     pub stateless: bool,
+    /// `TOOLGATE_LISTEN`: where `Server::serve` binds (`0.0.0.0:8000`, `[::]:8000`); unset, the
+    /// port of `RESOURCE_BASE_URL`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// `TOOLGATE_SHUTDOWN_GRACE`: seconds in-flight requests get to finish after SIGTERM or
+    /// SIGINT (default 10).
+    pub shutdown_grace: std::time::Duration,
+    /// `TOOLGATE_TRUSTED_PROXIES`: the proxies whose `Forwarded`/`X-Forwarded-For` name the client
+    /// (CIDRs or addresses, comma-separated). Empty: those headers are ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `TOOLGATE_LIST_ALL_TOOLS`: list tools the caller may not call, with their permissions in `_meta`.
     pub list_all_tools: bool,
     /// `SSL_CERT_FILE` and `SSL_CERT_DIR`: the certificate authorities outbound TLS trusts (Auth0,
@@ -252,6 +261,14 @@ impl Config {
         let redis = redis_config(&mut r, &tls_trust);
 
         let stateless = r.flag("TOOLGATE_STATELESS");
+        let (listen, shutdown_grace) = operations(&mut r);
+        let trusted_proxies = match r.get("TOOLGATE_TRUSTED_PROXIES").map(str::to_owned) {
+            None => Vec::new(),
+            Some(list) => parse_trusted_proxies(&list).unwrap_or_else(|problem| {
+                r.problem("TOOLGATE_TRUSTED_PROXIES", problem);
+                Vec::new()
+            }),
+        };
         let list_all_tools = r.flag("TOOLGATE_LIST_ALL_TOOLS");
         let dev_mode = r.flag("TOOLGATE_DEV_MODE");
         if dev_mode && !is_loopback_url(&resource_base_url) {
@@ -283,6 +300,9 @@ impl Config {
             storage_encryption_key,
             redis,
             stateless,
+            listen,
+            shutdown_grace,
+            trusted_proxies,
             list_all_tools,
             tls_trust,
             dev_mode,
@@ -298,6 +318,9 @@ impl Config {
             storage_encryption_key: None,
             redis: None,
             stateless: false,
+            listen: None,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            trusted_proxies: Vec::new(),
             list_all_tools: false,
             tls_trust: TlsTrust::default(),
             dev_mode: false,
@@ -322,6 +345,56 @@ impl Config {
     pub fn resource_uri(&self) -> String {
         format!("{}/mcp", self.base_url())
     }
+}
+
+/// A comma- or space-separated list of CIDRs or single addresses (`10.0.0.0/8, 192.168.1.7`).
+/// The error names the first entry that is neither: a list of networks is not a secret.
+pub(crate) fn parse_trusted_proxies(list: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    list.split([',', ' '])
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("`{entry}` is not a CIDR (like 10.0.0.0/8) or an IP address"))
+        })
+        .collect()
+}
+
+/// How long in-flight requests may run on after SIGTERM, by default.
+pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `TOOLGATE_LISTEN` and `TOOLGATE_SHUTDOWN_GRACE`.
+fn operations(r: &mut Reader) -> (Option<std::net::SocketAddr>, std::time::Duration) {
+    let listen = r
+        .get("TOOLGATE_LISTEN")
+        .map(str::to_owned)
+        .and_then(|value| {
+            value
+                .parse::<std::net::SocketAddr>()
+                .map_err(|_| {
+                    r.problem(
+                        "TOOLGATE_LISTEN",
+                        "must be an address and port, like 0.0.0.0:8000 or [::]:8000",
+                    )
+                })
+                .ok()
+        });
+    let grace = match r.get("TOOLGATE_SHUTDOWN_GRACE").map(str::to_owned) {
+        None => DEFAULT_SHUTDOWN_GRACE,
+        Some(value) => match value.parse::<u64>() {
+            Ok(seconds) => std::time::Duration::from_secs(seconds),
+            Err(_) => {
+                r.problem(
+                    "TOOLGATE_SHUTDOWN_GRACE",
+                    "must be a whole number of seconds, like 10",
+                );
+                DEFAULT_SHUTDOWN_GRACE
+            }
+        },
+    };
+    (listen, grace)
 }
 
 /// `SSL_CERT_FILE` and `SSL_CERT_DIR`, checked to exist now so a typo is a start-up error rather
@@ -684,6 +757,41 @@ mod tests {
             config.tls_trust.cert_file.as_deref(),
             Some(std::path::Path::new("/etc/hosts"))
         );
+    }
+
+    #[test]
+    fn listen_address_and_shutdown_grace() {
+        let config = Config::from_vars([
+            ("TOOLGATE_LISTEN", "[::]:8000"),
+            ("TOOLGATE_SHUTDOWN_GRACE", "3"),
+        ])
+        .unwrap();
+        assert_eq!(config.listen, Some("[::]:8000".parse().unwrap()));
+        assert_eq!(config.shutdown_grace, std::time::Duration::from_secs(3));
+        let defaults = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(
+            (defaults.listen, defaults.shutdown_grace),
+            (None, DEFAULT_SHUTDOWN_GRACE)
+        );
+        let error = Config::from_vars([
+            ("TOOLGATE_LISTEN", "8000"),
+            ("TOOLGATE_SHUTDOWN_GRACE", "soon"),
+        ])
+        .unwrap_err();
+        let vars: Vec<&str> = error.problems.iter().map(|(v, _)| v.as_str()).collect();
+        assert_eq!(vars, ["TOOLGATE_LISTEN", "TOOLGATE_SHUTDOWN_GRACE"]);
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses() {
+        let config =
+            Config::from_vars([("TOOLGATE_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7 ::1")])
+                .unwrap();
+        assert_eq!(config.trusted_proxies.len(), 3);
+        let error = Config::from_vars([("TOOLGATE_TRUSTED_PROXIES", "10.0.0.0/8,lb.internal")])
+            .unwrap_err();
+        assert_eq!(error.problems[0].0, "TOOLGATE_TRUSTED_PROXIES");
+        assert!(error.problems[0].1.contains("lb.internal"));
     }
 
     #[test]

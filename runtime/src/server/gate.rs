@@ -13,9 +13,10 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
-use super::Shared;
+use super::{Shared, sessions};
 use crate::auth::{AccessToken, AuthError};
 pub(crate) use crate::config::is_loopback_url;
+use crate::net::ClientAddress;
 
 /// Host names (without port) a request may name: the base URL's, plus the loopback names when the
 /// base URL is itself on loopback.
@@ -77,6 +78,26 @@ fn bad_request(description: &'static str) -> Response {
         axum::Json(json!({ "error": "invalid_request", "error_description": description })),
     )
         .into_response()
+}
+
+/// Decides who the client is (the TCP peer, or what a trusted proxy forwarded) once per request,
+/// for the handlers (the registration limit) and the logs.
+pub(crate) async fn client_address(
+    State(shared): State<Arc<Shared>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    if let Some(peer) = peer {
+        let client = shared
+            .trusted_proxies
+            .client_address(peer, request.headers());
+        request.extensions_mut().insert(ClientAddress(client));
+    }
+    next.run(request).await
 }
 
 /// The Host half of `check_host`, for the authorization server's endpoints: clients on other
@@ -215,6 +236,27 @@ pub(crate) async fn gate(
         return next.run(request).await;
     };
 
+    // A session is its opener's: another caller naming it gets what an unknown session gets.
+    let session = sessions::session_id(request.headers()).map(str::to_owned);
+    if let Some(id) = &session
+        && !shared.sessions.is_owned_by(id, &token)
+    {
+        return sessions::not_found();
+    }
+    let method = request.method().clone();
+    let response = authorized(&shared, request, token.clone(), next).await;
+    match session {
+        None => shared.sessions.record_opened(&response, &token),
+        Some(id) if method == Method::DELETE && response.status().is_success() => {
+            shared.sessions.forget(&id);
+        }
+        Some(_) => {}
+    }
+    response
+}
+
+/// The rest of the way for a verified token: the permission pre-check, then rmcp.
+async fn authorized(shared: &Shared, request: Request, token: AccessToken, next: Next) -> Response {
     if request.method() != Method::POST {
         return next.run(with_token(request, token)).await;
     }
@@ -226,7 +268,7 @@ pub(crate) async fn gate(
                 .into_response();
         }
     };
-    if let Some(denied) = precheck(&shared, &token, &bytes) {
+    if let Some(denied) = precheck(shared, &token, &bytes) {
         return denied;
     }
     let request = Request::from_parts(parts, Body::from(bytes));

@@ -1,10 +1,12 @@
 //! The MCP server: an axum router with the authentication gate in front of rmcp's streamable HTTP
 //! service.
 
+mod drain;
 mod gate;
 mod handler;
 mod handoff;
 mod metadata;
+mod sessions;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -34,6 +36,37 @@ fn no_delay(stream: &mut tokio::net::TcpStream) {
     }
 }
 
+/// How long connections get to close once sessions have been ended.
+const CLOSE_AFTER_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// SIGTERM or SIGINT, whichever comes first.
+async fn termination_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
 /// The default limit on a request body.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
@@ -51,6 +84,12 @@ pub(crate) struct Shared {
     pub(crate) state_sealer: StateSealer,
     /// The authorization server, when the server runs one (`JWT_SIGNING_KEY` set).
     pub(crate) oauth: Option<Arc<OAuth>>,
+    /// Who opened each MCP session.
+    pub(crate) sessions: sessions::SessionOwners,
+    /// Whose `Forwarded`/`X-Forwarded-For` headers name the client.
+    pub(crate) trusted_proxies: crate::net::TrustedProxies,
+    /// Cancelled when the server shuts down: rmcp then ends every session and closes its streams.
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Shared {
@@ -130,7 +169,8 @@ impl Server {
         let mut rmcp_config = StreamableHttpServerConfig::default()
             // Host and Origin are checked by our own layer, before authentication.
             .disable_allowed_hosts()
-            .with_max_request_body_bytes(shared.body_limit);
+            .with_max_request_body_bytes(shared.body_limit)
+            .with_cancellation_token(shared.shutdown.child_token());
         if shared.config.stateless {
             rmcp_config = rmcp_config
                 .with_legacy_session_mode(false)
@@ -177,7 +217,11 @@ impl Server {
                 axum::middleware::from_fn_with_state(shared.clone(), gate::check_host_only),
             ));
         }
-        router
+        // Outermost, so every handler and every log line sees the same client address.
+        router.layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            gate::client_address,
+        ))
     }
 
     /// Puts your own axum routes behind the same Host check and bearer-token verification as `/mcp`,
@@ -206,8 +250,13 @@ impl Server {
         self.serve_on(listener).await
     }
 
-    /// The address `serve` binds.
+    /// The address `serve` binds: `TOOLGATE_LISTEN`, or the port of `RESOURCE_BASE_URL` (on
+    /// loopback when its host is loopback). Behind a TLS-terminating proxy the public URL's port is
+    /// 443, which an unprivileged process cannot bind: set `TOOLGATE_LISTEN` there.
     pub fn default_listen_addr(&self) -> SocketAddr {
+        if let Some(listen) = self.shared.config.listen {
+            return listen;
+        }
         let url = &self.shared.config.resource_base_url;
         let port = url.port_or_known_default().unwrap_or(8000);
         let ip = if gate::is_loopback_url(url) {
@@ -218,20 +267,62 @@ impl Server {
         SocketAddr::new(ip, port)
     }
 
-    /// Serves on a listener you opened, until Ctrl-C.
+    /// Serves on a listener you opened until SIGTERM or SIGINT (what Kubernetes, systemd and
+    /// Ctrl-C send), then shuts down gracefully: no new connections, open sessions and their SSE
+    /// streams closed, in-flight requests given `TOOLGATE_SHUTDOWN_GRACE` to finish. Returns `Ok`
+    /// once done, so the process exits 0.
     pub async fn serve_on(self, listener: TcpListener) -> Result<(), Error> {
+        self.serve_until(listener, termination_signal()).await
+    }
+
+    /// `serve_on` with your own shutdown trigger instead of the signals.
+    pub async fn serve_until(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
         self.warm_up().await;
         let local = listener.local_addr().map_err(Error::Serve)?;
         tracing::info!(addr = %local, resource = %self.shared.config.resource_uri(), tools = self.shared.registry.len(), "toolgate is serving");
+        let in_flight = Arc::new(drain::InFlight::default());
         let app = self
             .router()
+            .layer(axum::middleware::from_fn_with_state(
+                in_flight.clone(),
+                drain::track,
+            ))
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener.tap_io(no_delay), app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .map_err(Error::Serve)
+        let stop_accepting = tokio_util::sync::CancellationToken::new();
+        let serving = axum::serve(listener.tap_io(no_delay), app)
+            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+            .into_future();
+        tokio::pin!(serving);
+        tokio::select! {
+            result = &mut serving => return result.map_err(Error::Serve),
+            () = shutdown => {}
+        }
+        let grace = self.shared.config.shutdown_grace;
+        tracing::info!(
+            grace_seconds = grace.as_secs(),
+            in_flight = in_flight.count(),
+            "shutting down: no new connections; in-flight requests may finish, then sessions close"
+        );
+        stop_accepting.cancel();
+        if tokio::time::timeout(grace, in_flight.idle()).await.is_err() {
+            tracing::warn!(
+                requests = in_flight.count(),
+                grace_seconds = grace.as_secs(),
+                "requests still running after the shutdown grace were dropped"
+            );
+        }
+        // Ends every session and its event stream, so their connections close too.
+        self.shared.shutdown.cancel();
+        match tokio::time::timeout(CLOSE_AFTER_DRAIN, serving).await {
+            Ok(result) => result.map_err(Error::Serve)?,
+            Err(_) => tracing::warn!("connections still open after the drain were dropped"),
+        }
+        tracing::info!("toolgate stopped");
+        Ok(())
     }
 
     /// Reaches the identity provider once, so a misconfiguration shows at start rather than on the
@@ -364,6 +455,7 @@ impl ServerBuilder {
             scopes.join(" "),
         );
         let allowed_hosts = gate::allowed_hosts(&self.config.resource_base_url);
+        let trusted_proxies = crate::net::TrustedProxies::new(&self.config.trusted_proxies);
         Ok(Server {
             shared: Arc::new(Shared {
                 config: self.config,
@@ -375,6 +467,9 @@ impl ServerBuilder {
                 scopes,
                 state_sealer,
                 oauth,
+                sessions: sessions::SessionOwners::new(),
+                shutdown: tokio_util::sync::CancellationToken::new(),
+                trusted_proxies,
             }),
         })
     }

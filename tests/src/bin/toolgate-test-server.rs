@@ -1,6 +1,9 @@
 //! A toolgate server configured from the environment only, as a deployment runs it: the tests start
 //! several of these as separate processes sharing one Redis.
 
+use std::net::SocketAddr;
+
+use clap::Parser;
 use serde_json::Value;
 use toolgate::{AccessToken, Server, mcp_tool};
 
@@ -10,8 +13,36 @@ async fn claims(token: AccessToken) -> Value {
     serde_json::to_value(token.claims()).unwrap_or_default()
 }
 
+/// Answers after `milliseconds`: a request still in flight when the server is told to stop.
+#[mcp_tool]
+async fn wait(milliseconds: u64) -> String {
+    tokio::time::sleep(std::time::Duration::from_millis(milliseconds)).await;
+    format!("waited {milliseconds} ms")
+}
+
+/// A toolgate server configured from the environment only, with the tools `claims` and `wait`.
+#[derive(Parser)]
+#[command(name = "toolgate-test-server")]
+struct Args {
+    /// Address to listen on: several instances behind one RESOURCE_BASE_URL, as behind a load
+    /// balancer [default: RESOURCE_BASE_URL's port]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
+
 #[tokio::main]
 async fn main() {
+    // A usage error exits 2, as a configuration error does.
+    let args = Args::parse();
+    // Logs to stderr, as a deployment's would; the tests read them.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rmcp=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let server = match Server::from_env() {
         Ok(server) => server,
         Err(error) => {
@@ -19,18 +50,7 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    // `--listen ADDR`: several instances behind one RESOURCE_BASE_URL, as behind a load balancer.
-    let args: Vec<String> = std::env::args().collect();
-    let addr = match args.iter().position(|a| a == "--listen") {
-        Some(i) => match args.get(i + 1).and_then(|a| a.parse().ok()) {
-            Some(addr) => addr,
-            None => {
-                eprintln!("error: --listen needs an address like 127.0.0.1:8000");
-                std::process::exit(2);
-            }
-        },
-        None => server.default_listen_addr(),
-    };
+    let addr = args.listen.unwrap_or_else(|| server.default_listen_addr());
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(error) => {

@@ -1,13 +1,13 @@
 //! `POST /register`: dynamic client registration (RFC 7591), limited per client address.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use http::{StatusCode, header};
@@ -86,11 +86,12 @@ pub(crate) async fn register(
     State(oauth): State<Arc<OAuth>>,
     request: axum::extract::Request,
 ) -> Result<Response, Response> {
-    // Read by hand: a router mounted without connect info must still serve registrations.
+    // The client as the server decided it (behind trusted proxies, the forwarded address). Read by
+    // hand: a router mounted without connect info has none, and must still serve registrations.
     let peer = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+        .get::<crate::net::ClientAddress>()
+        .map(|address| address.0);
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     if let Err(wait) = oauth.registrations.admit(peer) {
