@@ -7,7 +7,6 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use askama::Template;
 use axum::Form;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
@@ -15,6 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cookie::{Cookie, CookieJar, SameSite};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use maud::html;
 use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl, Scope};
 use serde::{Deserialize, Serialize};
@@ -216,34 +216,31 @@ fn consent_page(
             None => h.to_owned(),
         })
         .unwrap_or_default();
-    page(
-        StatusCode::OK,
-        &ConsentPage {
-            title: "Allow access?",
-            client_name,
-            client_id,
-            resource: &oauth.settings.resource,
-            redirect_host: &redirect_host,
-            permissions,
-            issuer: &oauth.settings.issuer,
-            transaction,
-            csrf_token: &csrf_token(oauth, transaction),
-        },
-    )
-}
-
-#[derive(Template)]
-#[template(path = "consent.html")]
-struct ConsentPage<'a> {
-    title: &'a str,
-    client_name: &'a str,
-    client_id: &'a str,
-    resource: &'a str,
-    redirect_host: &'a str,
-    permissions: &'a [&'a str],
-    issuer: &'a str,
-    transaction: &'a str,
-    csrf_token: &'a str,
+    let issuer = &oauth.settings.issuer;
+    let body = html! {
+        p {
+            strong #client-name { (client_name) }
+            " wants to use the tools of " strong { (oauth.settings.resource) } " on your behalf."
+        }
+        dl {
+            dt { "Client id" } dd { (client_id) }
+            dt { "After sign-in you are sent to" } dd #redirect-host { (redirect_host) }
+        }
+        @if permissions.is_empty() {
+            p { "No tool permissions: only your basic profile (name and e-mail)." }
+        } @else {
+            p { "It asks for these permissions:" }
+            ul #permissions { @for permission in permissions { li { code { (permission) } } } }
+        }
+        p { "Approve only if you started this sign-in and trust this application." }
+        form method="post" action={ (issuer) "/authorize/consent" } {
+            input type="hidden" name="transaction" value=(transaction);
+            input type="hidden" name="csrf_token" value=(csrf_token(oauth, transaction));
+            button type="submit" name="decision" value="approve" #approve { "Approve" }
+            button type="submit" name="decision" value="deny" #deny { "Deny" }
+        }
+    };
+    page(StatusCode::OK, "Allow access?", body)
 }
 
 /// The cookie's name: `__Host-` (so no subdomain can set or read it) wherever it can be `Secure`;

@@ -1,10 +1,10 @@
-//! The answers the authorization server gives: OAuth JSON errors, HTML pages for people (askama
-//! templates in `runtime/templates/`, which escape every value), and redirects back to a client.
+//! The answers the authorization server gives: OAuth JSON errors, HTML pages for people (maud,
+//! which escapes every value it is given, as in the dev IdP), and redirects back to a client.
 //! Every one carries `Cache-Control: no-store`.
 
-use askama::Template;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde_json::json;
 use url::Url;
 
@@ -68,8 +68,9 @@ pub(crate) fn unavailable_page(reason: &dyn std::fmt::Display) -> Response {
     tracing::warn!(%reason, "authorization server: a dependency is unavailable");
     let mut response = page(
         StatusCode::SERVICE_UNAVAILABLE,
-        &UnavailablePage {
-            title: "Try again shortly",
+        "Try again shortly",
+        html! {
+            p { "The sign-in service is briefly unavailable. Please try again in a few seconds." }
         },
     );
     response.headers_mut().insert(
@@ -84,29 +85,15 @@ pub(crate) fn unavailable_page(reason: &dyn std::fmt::Display) -> Response {
 pub(crate) fn error_page(status: StatusCode, error: &str, message: &str) -> Response {
     page(
         status,
-        &ErrorPage {
-            title: "Sign-in cannot continue",
-            message,
-            error,
+        "Sign-in cannot continue",
+        html! {
+            p { (message) }
+            p.code { "error: " (error) }
         },
     )
 }
 
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage<'a> {
-    title: &'a str,
-    message: &'a str,
-    error: &'a str,
-}
-
-#[derive(Template)]
-#[template(path = "unavailable.html")]
-struct UnavailablePage<'a> {
-    title: &'a str,
-}
-
-/// A complete HTML page from a template that extends `page.html`. Pages may never be framed (clickjacking of the consent button) and load
+/// A complete HTML page around `body`. Pages may never be framed (clickjacking of the consent button) and load
 /// nothing from elsewhere.
 ///
 /// No `form-action`: Chromium applies it to every redirect that follows a form's POST, and the
@@ -115,16 +102,20 @@ struct UnavailablePage<'a> {
 /// first hop and left people unable to sign in; an exact list of origins cannot foresee where Auth0
 /// goes. The one form's action is a fixed absolute URL of ours, and nothing a client sends is
 /// rendered unescaped, so there is no injected form for `form-action` to stop.
-pub(crate) fn page(status: StatusCode, template: &impl Template) -> Response {
-    let html = match template.render() {
-        Ok(html) => html,
-        Err(error) => {
-            // Only a template that calls something fallible gets here; none of ours does.
-            tracing::error!(%error, "a page could not be rendered");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+pub(crate) fn page(status: StatusCode, title: &str, body: Markup) -> Response {
+    let html = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body { main { h1 { (title) } (body) } }
         }
     };
-    let mut response = (status, axum::response::Html(html)).into_response();
+    let mut response = (status, axum::response::Html(html.into_string())).into_response();
     let headers = response.headers_mut();
     no_store(headers);
     headers.insert(
@@ -144,6 +135,12 @@ pub(crate) fn page(status: StatusCode, template: &impl Template) -> Response {
     );
     response
 }
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f5f5f7;margin:0}\
+main{max-width:32rem;margin:4rem auto;background:#fff;padding:2rem;border-radius:8px;\
+box-shadow:0 1px 3px #0002}h1{font-size:1.3rem}.code{color:#666;font-family:monospace}\
+ul{padding-left:1.2rem}button{font-size:1rem;padding:.5rem 1.2rem;margin-right:.5rem}\
+dt{font-weight:600}dd{margin:0 0 .6rem 0;word-break:break-all}";
 
 /// A 302 to `target` with `params` added to its query.
 pub(crate) fn redirect_with(target: &Url, params: &[(&str, &str)]) -> Response {
@@ -213,7 +210,7 @@ mod tests {
         );
         let html = body_of(response).await;
         assert!(
-            html.contains("&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62;&#38;&#34;"),
+            html.contains("&lt;script&gt;alert('x')&lt;/script&gt;&amp;&quot;"),
             "{html}"
         );
     }
