@@ -88,8 +88,29 @@ fn builder(
     registrations_per_minute: u32,
     base: url::Url,
 ) -> toolgate::ServerBuilder {
+    builder_with(
+        idp,
+        redis,
+        encryption_keys,
+        registrations_per_minute,
+        base,
+        |_| {},
+    )
+}
+
+/// `builder`, with the configuration adjusted by `tweak` first.
+fn builder_with(
+    idp: &DevIdp,
+    redis: &RedisServer,
+    encryption_keys: &str,
+    registrations_per_minute: u32,
+    base: url::Url,
+    tweak: impl FnOnce(&mut Config),
+) -> toolgate::ServerBuilder {
+    let mut config = Config::from_vars(proxy_vars(idp, &base, redis, encryption_keys)).unwrap();
+    tweak(&mut config);
     Server::builder()
-        .config(Config::from_vars(proxy_vars(idp, &base, redis, encryption_keys)).unwrap())
+        .config(config)
         .stateless(true)
         .registrations_per_minute(registrations_per_minute)
         .tool::<claims>()
@@ -137,6 +158,28 @@ async fn setup_with(upstream_ttl: Duration) -> Setup {
 
 async fn setup() -> Setup {
     setup_with(Duration::from_secs(3600)).await
+}
+
+/// `setup`, with `TOOLGATE_REFRESH_REUSE_INTERVAL=0`.
+async fn setup_without_reuse_interval() -> Setup {
+    let idp = start_idp(Duration::from_secs(3600)).await;
+    let redis = RedisServer::start();
+    let encryption_keys = EncryptedStore::generate_key();
+    let server = TestServer::start(|base| {
+        builder_with(&idp, &redis, &encryption_keys, 20, base, |config| {
+            config.refresh_reuse_interval = Duration::ZERO;
+        })
+    })
+    .await;
+    let flow = Flow::new(server.base_url());
+    Setup {
+        idp,
+        redis,
+        server,
+        flow,
+        http: toolgate_tests::tls::http_client(),
+        encryption_keys,
+    }
 }
 
 /// Calls a tool on `server` with a bearer token; returns the HTTP answer.
@@ -732,7 +775,8 @@ async fn the_upstream_state_is_single_use_and_expires() {
 
 #[tokio::test]
 async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
-    let s = setup().await;
+    // Without a reuse interval, the first reuse of a rotated token is theft.
+    let s = setup_without_reuse_interval().await;
     let (client, first) = s.sign_in().await;
     let old_refresh = first["refresh_token"].as_str().unwrap();
     let response = s.flow.refresh(&client, old_refresh).await;
@@ -753,6 +797,85 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     );
     let after = s.flow.refresh(&client, new_refresh).await;
     assert_eq!(error_of(after).await, "invalid_grant");
+}
+
+/// Within the reuse interval (30 s by default) the client may present its just-rotated refresh
+/// token again, concurrently too, on another instance: each use gets a working pair of the same
+/// family. Another client presenting it is theft, and ends the family.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_just_rotated_refresh_token_works_again_for_its_client_within_the_reuse_interval() {
+    let s = setup().await;
+    let other = s.another_instance(None).await;
+    let on_other = Flow::new(other.base_url());
+    let (client, first) = s.sign_in().await;
+    let refresh = first["refresh_token"].as_str().unwrap().to_owned();
+
+    // The same refresh token at both instances at once.
+    let (here, there) = tokio::join!(
+        s.flow.refresh(&client, &refresh),
+        on_other.refresh(&client, &refresh)
+    );
+    assert_eq!(
+        (here.status().as_u16(), there.status().as_u16()),
+        (200, 200)
+    );
+    let here: Value = here.json().await.unwrap();
+    let there: Value = there.json().await.unwrap();
+    assert_ne!(here["access_token"], there["access_token"]);
+    for pair in [&here, &there] {
+        let access = pair["access_token"].as_str().unwrap();
+        assert_eq!(s.call(access, "claims").await.status(), 200);
+        assert_eq!(call_on(&other, access, "claims").await.status(), 200);
+    }
+    // A retry after a lost answer: the same old token once more.
+    let again = s.flow.refresh(&client, &refresh).await;
+    assert_eq!(again.status(), 200);
+    // The family lives on: both new refresh tokens rotate as usual.
+    for pair in [&here, &there] {
+        let next = s
+            .flow
+            .refresh(&client, pair["refresh_token"].as_str().unwrap())
+            .await;
+        assert_eq!(next.status(), 200);
+    }
+
+    // Another client holding the rotated token: the family ends.
+    let thief = s.flow.register(REDIRECT, true).await;
+    let stolen = s.flow.refresh(&thief, &refresh).await;
+    assert_eq!(error_of(stolen).await, "invalid_grant");
+    assert_invalid_token(
+        &s.call(here["access_token"].as_str().unwrap(), "claims")
+            .await,
+        "after a thief presented the rotated token",
+    );
+}
+
+/// Past the interval, reuse is theft again.
+#[tokio::test]
+async fn past_the_reuse_interval_a_rotated_refresh_token_revokes_its_family() {
+    let idp = start_idp(Duration::from_secs(3600)).await;
+    let redis = RedisServer::start();
+    let keys = EncryptedStore::generate_key();
+    let server = TestServer::start(|base| {
+        builder_with(&idp, &redis, &keys, 20, base, |config| {
+            config.refresh_reuse_interval = Duration::from_secs(1);
+        })
+    })
+    .await;
+    let flow = Flow::new(server.base_url());
+    let (client, first) = flow.sign_in(REDIRECT, SCOPE).await;
+    let refresh = first["refresh_token"].as_str().unwrap();
+    let rotated = flow.refresh(&client, refresh).await;
+    assert_eq!(rotated.status(), 200);
+    let rotated: Value = rotated.json().await.unwrap();
+    // Seconds are whole: two of them are surely past a one-second interval.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let reuse = flow.refresh(&client, refresh).await;
+    assert_eq!(error_of(reuse).await, "invalid_grant");
+    assert_invalid_token(
+        &call_on(&server, rotated["access_token"].as_str().unwrap(), "claims").await,
+        "after reuse past the interval",
+    );
 }
 
 #[tokio::test]

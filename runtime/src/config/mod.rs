@@ -41,6 +41,11 @@ pub struct Config {
     /// `TOOLGATE_SHUTDOWN_GRACE`: seconds in-flight requests get to finish after SIGTERM or
     /// SIGINT (default 10).
     pub shutdown_grace: std::time::Duration,
+    /// `TOOLGATE_REFRESH_REUSE_INTERVAL`: for how many seconds after a refresh token was rotated
+    /// the same client may present it again and get a working pair of the same family (concurrent
+    /// refreshes, retries after a lost answer), as Auth0's reuse interval allows. Zero turns it
+    /// off: any reuse revokes the family. Default 30.
+    pub refresh_reuse_interval: std::time::Duration,
     /// `TOOLGATE_TRUSTED_PROXIES`: the proxies whose `Forwarded`/`X-Forwarded-For` name the client
     /// (CIDRs or addresses, comma-separated). Empty: those headers are ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -262,6 +267,11 @@ impl Config {
 
         let stateless = r.flag("TOOLGATE_STATELESS");
         let (listen, shutdown_grace) = operations(&mut r);
+        let refresh_reuse_interval = seconds(
+            &mut r,
+            "TOOLGATE_REFRESH_REUSE_INTERVAL",
+            DEFAULT_REFRESH_REUSE_INTERVAL,
+        );
         let trusted_proxies = match r.get("TOOLGATE_TRUSTED_PROXIES").map(str::to_owned) {
             None => Vec::new(),
             Some(list) => parse_trusted_proxies(&list).unwrap_or_else(|problem| {
@@ -302,6 +312,7 @@ impl Config {
             stateless,
             listen,
             shutdown_grace,
+            refresh_reuse_interval,
             trusted_proxies,
             list_all_tools,
             tls_trust,
@@ -320,6 +331,7 @@ impl Config {
             stateless: false,
             listen: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            refresh_reuse_interval: DEFAULT_REFRESH_REUSE_INTERVAL,
             trusted_proxies: Vec::new(),
             list_all_tools: false,
             tls_trust: TlsTrust::default(),
@@ -362,6 +374,23 @@ pub(crate) fn parse_trusted_proxies(list: &str) -> Result<Vec<ipnet::IpNet>, Str
         .collect()
 }
 
+/// How long a rotated refresh token may be presented again by its client, by default.
+pub const DEFAULT_REFRESH_REUSE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A whole number of seconds, or `default` when unset.
+fn seconds(r: &mut Reader, name: &str, default: std::time::Duration) -> std::time::Duration {
+    match r.get(name).map(str::to_owned) {
+        None => default,
+        Some(value) => match value.parse::<u64>() {
+            Ok(seconds) => std::time::Duration::from_secs(seconds),
+            Err(_) => {
+                r.problem(name, "must be a whole number of seconds, like 30");
+                default
+            }
+        },
+    }
+}
+
 /// How long in-flight requests may run on after SIGTERM, by default.
 pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -381,19 +410,7 @@ fn operations(r: &mut Reader) -> (Option<std::net::SocketAddr>, std::time::Durat
                 })
                 .ok()
         });
-    let grace = match r.get("TOOLGATE_SHUTDOWN_GRACE").map(str::to_owned) {
-        None => DEFAULT_SHUTDOWN_GRACE,
-        Some(value) => match value.parse::<u64>() {
-            Ok(seconds) => std::time::Duration::from_secs(seconds),
-            Err(_) => {
-                r.problem(
-                    "TOOLGATE_SHUTDOWN_GRACE",
-                    "must be a whole number of seconds, like 10",
-                );
-                DEFAULT_SHUTDOWN_GRACE
-            }
-        },
-    };
+    let grace = seconds(r, "TOOLGATE_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE);
     (listen, grace)
 }
 
@@ -780,6 +797,14 @@ mod tests {
         .unwrap_err();
         let vars: Vec<&str> = error.problems.iter().map(|(v, _)| v.as_str()).collect();
         assert_eq!(vars, ["TOOLGATE_LISTEN", "TOOLGATE_SHUTDOWN_GRACE"]);
+        assert_eq!(
+            defaults.refresh_reuse_interval,
+            std::time::Duration::from_secs(30)
+        );
+        let off = Config::from_vars([("TOOLGATE_REFRESH_REUSE_INTERVAL", "0")]).unwrap();
+        assert!(off.refresh_reuse_interval.is_zero());
+        let error = Config::from_vars([("TOOLGATE_REFRESH_REUSE_INTERVAL", "-1")]).unwrap_err();
+        assert_eq!(error.problems[0].0, "TOOLGATE_REFRESH_REUSE_INTERVAL");
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub(crate) struct Settings {
     pub(crate) plain_http: bool,
     /// Registrations per client address per minute.
     pub(crate) registrations_per_minute: u32,
+    /// How long a rotated refresh token stays usable by its client (`TOOLGATE_REFRESH_REUSE_INTERVAL`).
+    pub(crate) refresh_reuse_interval: std::time::Duration,
 }
 
 /// The authorization server's state, shared by its handlers and by the token verifier.

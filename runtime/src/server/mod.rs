@@ -531,6 +531,7 @@ fn build_authorization_server(
         dev_mode: config.dev_mode,
         plain_http: config.resource_base_url.scheme() == "http",
         registrations_per_minute,
+        refresh_reuse_interval: config.refresh_reuse_interval,
     };
     Ok(OAuth::new(settings, upstream, store, keys))
 }

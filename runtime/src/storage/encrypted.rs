@@ -216,6 +216,21 @@ impl EncryptedStore {
         self.0.inner.put(&key, sealed, ttl).await
     }
 
+    /// Writes the record only when none is there (SET NX): true when this call wrote it. Of several
+    /// concurrent writers exactly one succeeds, and the others read the winner's record.
+    pub async fn put_if_absent<T: Serialize>(
+        &self,
+        kind: &str,
+        id: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let key = self.key(kind, id);
+        let ttl = ttl.min(MAX_TTL);
+        let sealed = self.seal(kind, &key, value, ttl)?;
+        self.0.inner.put_if_absent(&key, sealed, ttl).await
+    }
+
     /// The bytes stored for `value` under `key`: the record, bound to its key and expiry, encrypted
     /// under the first key.
     fn seal<T: Serialize>(

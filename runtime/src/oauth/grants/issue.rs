@@ -5,7 +5,9 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, Header};
 
 use super::verify::OurClaims;
-use super::{ACCESS, AccessRecord, GRANT, Grant, REFRESH, REFRESH_USED, RefreshRecord};
+use super::{
+    ACCESS, AccessRecord, GRANT, Grant, REFRESH, REFRESH_USED, RefreshRecord, RotatedRecord,
+};
 use crate::auth::AuthError;
 use crate::oauth::{ACCESS_TOKEN_MAX_TTL, GRANT_TTL, OAuth, crypto};
 use crate::storage::StoreError;
@@ -115,27 +117,61 @@ impl OAuth {
         })
     }
 
-    /// Rotates a refresh token: the old one is spent (atomically: of two concurrent uses, one
-    /// wins), reuse of a spent one revokes the family.
+    /// Rotates a refresh token: the old one is spent, and exactly one concurrent use wins the
+    /// rotation. Within `refresh_reuse_interval` of the rotation the same client may present the
+    /// old token again (a concurrent refresh from another replica or egress address, a retry after
+    /// a lost answer) and gets a working pair of the same family; any other reuse revokes the family.
     pub(crate) async fn refresh(
         &self,
         refresh_token: &str,
         client_id: &str,
     ) -> Result<IssuedTokens, RefreshError> {
+        if let Some(rotated) = self
+            .store
+            .get::<RotatedRecord>(REFRESH_USED, refresh_token)
+            .await?
+        {
+            return self.refresh_rotated(rotated, client_id).await;
+        }
         let Some(record) = self
+            .store
+            .get::<RefreshRecord>(REFRESH, refresh_token)
+            .await?
+        else {
+            // The rotation marker goes in before the record comes out, so a use that raced a
+            // rotation and found neither looks once more.
+            return match self
+                .store
+                .get::<RotatedRecord>(REFRESH_USED, refresh_token)
+                .await?
+            {
+                Some(rotated) => self.refresh_rotated(rotated, client_id).await,
+                None => Err(RefreshError::Invalid("unknown or expired refresh token")),
+            };
+        };
+        // The first to mark the rotation sets its time; the others keep it.
+        let marker = RotatedRecord {
+            grant_id: record.grant_id.clone(),
+            client_id: record.client_id.clone(),
+            rotated_at: unix_now(),
+        };
+        self.store
+            .put_if_absent(REFRESH_USED, refresh_token, &marker, GRANT_TTL)
+            .await?;
+        if self
             .store
             .take::<RefreshRecord>(REFRESH, refresh_token)
             .await?
-        else {
-            if self.revoke_on_replay(REFRESH_USED, refresh_token).await? {
-                return Err(RefreshError::Invalid(
-                    "this refresh token was already used; every token of its grant is now revoked",
-                ));
-            }
-            return Err(RefreshError::Invalid("unknown or expired refresh token"));
-        };
-        self.remember_used(REFRESH_USED, refresh_token, &record.grant_id, GRANT_TTL)
-            .await?;
+            .is_none()
+        {
+            // Another use took the record first: this one is a reuse of a rotated token.
+            let rotated = self
+                .store
+                .get::<RotatedRecord>(REFRESH_USED, refresh_token)
+                .await?
+                .unwrap_or(marker);
+            return self.refresh_rotated(rotated, client_id).await;
+        }
         if record.client_id != client_id {
             // A refresh token in another client's hands was stolen: end the family.
             self.revoke_grant(
@@ -147,10 +183,36 @@ impl OAuth {
                 "this refresh token was issued to another client",
             ));
         }
-        let Some(grant) = self.grant(&record.grant_id).await? else {
+        self.issue_for_family(&record.grant_id).await
+    }
+
+    /// A refresh token already rotated away, presented again.
+    async fn refresh_rotated(
+        &self,
+        rotated: RotatedRecord,
+        client_id: &str,
+    ) -> Result<IssuedTokens, RefreshError> {
+        let interval = i64::try_from(self.settings.refresh_reuse_interval.as_secs()).unwrap_or(0);
+        let within = unix_now() - rotated.rotated_at < interval;
+        if within && rotated.client_id == client_id {
+            tracing::debug!(
+                "a just-rotated refresh token was presented again within the reuse interval"
+            );
+            return self.issue_for_family(&rotated.grant_id).await;
+        }
+        self.revoke_grant(&rotated.grant_id, "a spent refresh token was replayed")
+            .await?;
+        Err(RefreshError::Invalid(
+            "this refresh token was already used; every token of its grant is now revoked",
+        ))
+    }
+
+    /// A new token pair for a live family, its upstream token refreshed first when near expiry.
+    async fn issue_for_family(&self, grant_id: &str) -> Result<IssuedTokens, RefreshError> {
+        let Some(grant) = self.grant(grant_id).await? else {
             return Err(RefreshError::Invalid("this grant was revoked"));
         };
-        let grant = match self.fresh_upstream(&record.grant_id, grant).await {
+        let grant = match self.fresh_upstream(grant_id, grant).await {
             Ok(grant) => grant,
             Err(AuthError::Invalid(_)) => {
                 return Err(RefreshError::Invalid(
@@ -160,10 +222,8 @@ impl OAuth {
             Err(AuthError::Unavailable(reason)) => return Err(RefreshError::Unavailable(reason)),
         };
         // Sliding lifetime: an active grant lives on.
-        self.store
-            .put(GRANT, &record.grant_id, &grant, GRANT_TTL)
-            .await?;
-        Ok(self.issue_tokens(&record.grant_id, &grant).await?)
+        self.store.put(GRANT, grant_id, &grant, GRANT_TTL).await?;
+        Ok(self.issue_tokens(grant_id, &grant).await?)
     }
 
     /// Revokes one of our access tokens (by its jti), or returns false when `token` is not one we

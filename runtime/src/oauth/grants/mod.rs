@@ -60,6 +60,16 @@ struct UsedRecord {
     grant_id: String,
 }
 
+/// A refresh token rotated away: its family, its client, and when. Written before the token's own
+/// record is taken, so whoever finds that record gone finds this instead.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct RotatedRecord {
+    pub(crate) grant_id: String,
+    pub(crate) client_id: String,
+    /// Unix seconds.
+    pub(crate) rotated_at: i64,
+}
+
 impl OAuth {
     /// Stores a new grant and returns its id.
     pub(crate) async fn create_grant(&self, grant: &Grant) -> Result<String, StoreError> {
