@@ -32,7 +32,8 @@ pub use auth::{
     get_auth_provider, require_permissions,
 };
 pub use config::{
-    AuthConfig, Config, ConfigError, DEFAULT_BASE_URL, ProviderConfig, RedisConfig, TlsTrust,
+    AuthConfig, Config, ConfigError, DEFAULT_BASE_URL, DEFAULT_SENTINEL_PORT, ProviderConfig,
+    RedisConfig, RedisNode, RedisTopology, TlsTrust,
 };
 pub use error::Error;
 pub use permission::{MissingPermissions, Permission};
