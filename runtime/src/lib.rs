@@ -40,6 +40,7 @@ pub use permission::{MissingPermissions, Permission};
 pub use server::{DEFAULT_BODY_LIMIT, Server, ServerBuilder};
 pub use storage::{
     EncryptedStore, MemoryStore, RedisStore, StorageKeyError, Store, StoreError, StoreLock,
+    Subscription, SubscriptionEvent,
 };
 pub use tool::{
     Answers, Contents, LogLevel, Questions, Registry, Tool, ToolCall, ToolContext, ToolDef,

@@ -1,24 +1,33 @@
-//! A store in Redis, shared by every instance of the server.
+//! A store in Redis, shared by every instance of the server: one node, a Redis Cluster, or the
+//! master of a Redis Sentinel set-up. The commands are written once; each topology only says how
+//! to get a connection and what to do after a failure.
+
+mod cluster;
+mod pubsub;
+mod sentinel;
+mod single;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{LazyLock, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::LazyLock;
+use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
+use ::redis::cluster_async::ClusterConnection;
 use ::redis::{
-    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo,
-    RedisConnectionInfo, RedisResult, Script, TlsCertificates, Value,
+    Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult, Script,
+    TlsCertificates, Value,
 };
 use futures::future::BoxFuture;
 
-use super::{COMMAND_TIMEOUT, Store, StoreError, ttl_millis};
-use crate::config::RedisConfig;
+use super::{COMMAND_TIMEOUT, Store, StoreError, Subscription, ttl_millis};
+use crate::config::{RedisConfig, RedisTopology};
 use crate::net::ClientTls;
 use crate::net::tls::describe_tls_failure;
 
 /// Compare-and-delete must be one step in Redis: a GET then DEL from here could delete a lock that
-/// expired and was taken by another instance in between.
+/// expired and was taken by another instance in between. One key, so on a cluster it runs on the
+/// node that owns that key's slot.
 static DELETE_IF_EQUALS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -29,7 +38,7 @@ return 0",
 });
 
 /// Compare-and-set, for the same reason: a record consumed by GETDEL between a read and a write
-/// must stay consumed.
+/// must stay consumed. One key, like every command of this store.
 static REPLACE_IF_EQUALS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -40,31 +49,109 @@ return 0",
     )
 });
 
-/// After Redis refuses the password the connection manager keeps that answer for good (it only
-/// reconnects after I/O errors), so the store builds a new manager, at most this often.
-const REBUILD_AFTER_AUTH_FAILURE: Duration = Duration::from_secs(1);
-
-struct Manager {
-    connection: ConnectionManager,
-    built_at: Instant,
-}
-
-/// A store in Redis (`REDIS_URL`, or `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`), over TLS for
-/// `rediss://` and as an ACL user when one is named. Every command is bounded by a 500 ms timeout;
-/// when Redis is down or slow every operation fails with `StoreError::Unavailable`, and the store
-/// reconnects by itself once Redis is back.
+/// A store in Redis: one node (`REDIS_URL`, or `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`), a
+/// Redis Cluster (`REDIS_CLUSTER_URLS`) or the master of a Sentinel set-up (`REDIS_SENTINEL_URLS`,
+/// `REDIS_SENTINEL_MASTER`); over TLS for `rediss://` and as an ACL user when one is named.
+///
+/// Every command is bounded by a 500 ms timeout. When Redis is down, slow, or failing over, every
+/// operation fails with `StoreError::Unavailable` (callers answer 503), and the store recovers by
+/// itself: it reconnects to a node that comes back, follows a cluster's new slot owners (MOVED,
+/// connection errors), and asks the sentinels again for the master after any failure.
+///
+/// Every operation touches exactly one key, so each keeps its guarantee on a cluster: GETDEL,
+/// SET NX and the compare-and-delete / compare-and-set scripts run on the one node owning the key.
 pub struct RedisStore {
-    client: Client,
-    manager: RwLock<Manager>,
-    /// `host:port`, for logs and errors.
+    backend: Backend,
+    /// Where it connects, for logs and errors. Never carries credentials.
     address: String,
     tls: bool,
     username: Option<String>,
     has_password: bool,
 }
 
+enum Backend {
+    Single(single::SingleNode),
+    Cluster(cluster::ClusterNodes),
+    Sentinel(sentinel::SentinelMaster),
+}
+
+/// A connection of whichever topology, so that each command is written once.
+#[derive(Clone)]
+enum Connection {
+    Manager(ConnectionManager),
+    Cluster(ClusterConnection),
+    Multiplexed(MultiplexedConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Manager(connection) => connection.req_packed_command(cmd),
+            Self::Cluster(connection) => connection.req_packed_command(cmd),
+            Self::Multiplexed(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Manager(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Self::Multiplexed(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Manager(connection) => connection.get_db(),
+            Self::Cluster(connection) => connection.get_db(),
+            Self::Multiplexed(connection) => connection.get_db(),
+        }
+    }
+}
+
+/// Which connection a command went out on, so that a failure retires that one and not a newer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Generation(u64);
+
+impl Backend {
+    async fn connection(&self) -> RedisResult<(Connection, Generation)> {
+        match self {
+            Self::Single(single) => Ok((single.connection(), Generation::default())),
+            Self::Cluster(cluster) => Ok((cluster.connection(), Generation::default())),
+            Self::Sentinel(sentinel) => sentinel.connection().await,
+        }
+    }
+
+    /// After a command failed (`None`: it timed out) on the connection of `generation`.
+    fn failed(&self, generation: Option<Generation>, error: Option<&RedisError>) {
+        match self {
+            Self::Single(single) => {
+                if error.is_some_and(refuses_credentials) {
+                    single.rebuild_after_auth_failure();
+                }
+            }
+            // The cluster connection repairs itself: it reconnects to nodes, refreshes its slot
+            // map on MOVED and on connection errors, and starts again from the seeds when it
+            // knows no node.
+            Self::Cluster(_) => {}
+            Self::Sentinel(sentinel) => {
+                if let Some(generation) = generation {
+                    sentinel.retire(generation);
+                }
+            }
+        }
+    }
+}
+
 impl RedisStore {
-    /// Prepares a connection manager. It connects lazily, on the first command, so the server starts
+    /// Prepares the connection. It is made lazily, on the first command, so the server starts
     /// even while Redis is down (each command then fails with `Unavailable` until it is back); call
     /// [`ping`](Self::ping) to find out at start whether Redis answers.
     pub async fn connect(config: &RedisConfig) -> Result<Self, StoreError> {
@@ -72,136 +159,102 @@ impl RedisStore {
     }
 
     /// `connect` for synchronous set-up (`ServerBuilder::build`): it awaits nothing either way.
-    /// Fails when the CA certificates a TLS connection is to trust cannot be loaded.
+    /// Fails when the CA certificates a TLS connection is to trust cannot be loaded, or a cluster
+    /// or sentinel configuration names no node.
     pub fn new(config: &RedisConfig) -> Result<Self, StoreError> {
-        let mut settings = RedisConnectionInfo::default().set_db(config.database);
-        if let Some(username) = &config.username {
-            settings = settings.set_username(username);
-        }
-        if let Some(password) = &config.password {
-            settings = settings.set_password(password.secret());
-        }
-        let address = if config.tls {
-            ConnectionAddr::TcpTls {
-                host: config.host.clone(),
-                port: config.port,
-                insecure: false,
-                tls_params: None,
-            }
-        } else {
-            ConnectionAddr::Tcp(config.host.clone(), config.port)
-        };
-        let info = address
-            .into_connection_info()
-            .map_err(|error| unavailable("configuring the Redis connection", &error))?
-            .set_redis_settings(settings);
-        let client = if config.tls {
+        let certificates = if config.tls {
             // The same roots as every other outbound connection: the platform's, or exactly what
             // SSL_CERT_FILE/SSL_CERT_DIR name (the redis crate takes them as PEM).
             let tls = ClientTls::load(&config.tls_trust)
                 .map_err(|error| StoreError::Unavailable(error.to_string()))?;
-            Client::build_with_tls(
-                info,
-                TlsCertificates {
-                    client_tls: None,
-                    root_cert: tls.custom_roots_pem().map(<[u8]>::to_vec),
-                },
-            )
+            Some(TlsCertificates {
+                client_tls: None,
+                root_cert: tls.custom_roots_pem().map(<[u8]>::to_vec),
+            })
         } else {
-            Client::open(info)
-        }
-        .map_err(|error| unavailable("configuring the Redis connection", &error))?;
-        let connection = Self::manager_for(&client)?;
+            None
+        };
+        let configuring =
+            |error: RedisError| unavailable("configuring the Redis connection", &error);
+        let backend = match &config.topology {
+            RedisTopology::Single => Backend::Single(
+                single::SingleNode::new(config, certificates.as_ref()).map_err(configuring)?,
+            ),
+            RedisTopology::Cluster { seeds } => Backend::Cluster(
+                cluster::ClusterNodes::new(config, seeds, certificates.as_ref())
+                    .map_err(configuring)?,
+            ),
+            RedisTopology::Sentinel {
+                sentinels,
+                master_name,
+                sentinel_username,
+                sentinel_password,
+            } => Backend::Sentinel(
+                sentinel::SentinelMaster::new(
+                    config,
+                    sentinel::Sentinels {
+                        nodes: sentinels,
+                        master_name,
+                        username: sentinel_username.as_deref(),
+                        password: sentinel_password.as_ref().map(|p| p.secret()),
+                    },
+                    certificates.as_ref(),
+                )
+                .map_err(configuring)?,
+            ),
+        };
         Ok(Self {
-            client,
-            manager: RwLock::new(Manager {
-                connection,
-                built_at: Instant::now(),
-            }),
-            address: config.address(),
+            backend,
+            address: config.describe(),
             tls: config.tls,
             username: config.username.clone(),
             has_password: config.password.is_some(),
         })
     }
 
-    /// Opens a connection of its own and sends PING: `Ok` when Redis accepts the password and
-    /// answers within the command timeout. For start-up checks: unlike a command through the shared
-    /// connection, which may still be waiting between reconnection attempts, the error names the
-    /// actual problem (refused, wrong password, no answer).
+    /// Opens connections of its own and sends PING: `Ok` when Redis accepts the password and
+    /// answers within the command timeout (on a cluster: every master does; with Sentinel: the
+    /// master the sentinels name now). For start-up and readiness checks: unlike a command through
+    /// the shared connection, which may still be waiting between reconnection attempts, the error
+    /// names the actual problem (refused, wrong password, no answer).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT));
-        self.bounded("PING", async {
-            let mut connection = self
-                .client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            ::redis::cmd("PING")
-                .query_async::<String>(&mut connection)
-                .await
+        let result = tokio::time::timeout(COMMAND_TIMEOUT, async {
+            match &self.backend {
+                Backend::Single(single) => single.ping().await,
+                Backend::Cluster(cluster) => cluster.ping().await,
+                Backend::Sentinel(sentinel) => sentinel.ping().await,
+            }
         })
-        .await
-        .map(drop)
-    }
-
-    fn manager_for(client: &Client) -> Result<ConnectionManager, StoreError> {
-        // Reconnection attempts back off quickly to a short ceiling, so a Redis that comes back
-        // while they last is found within about half a second; after the last one, the next
-        // command starts a new round. Commands never wait longer than COMMAND_TIMEOUT either way.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(COMMAND_TIMEOUT)
-            .set_number_of_retries(10);
-        ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|error| unavailable("configuring the Redis connection", &error))
-    }
-
-    fn connection(&self) -> ConnectionManager {
-        self.manager
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .connection
-            .clone()
-    }
-
-    fn rebuild_after_auth_failure(&self) {
-        let mut manager = self
-            .manager
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if manager.built_at.elapsed() < REBUILD_AFTER_AUTH_FAILURE {
-            return;
-        }
-        tracing::warn!(
-            address = %self.address,
-            user = self.username.as_deref().unwrap_or("default"),
-            password_set = self.has_password,
-            "Redis refused the credentials (check REDIS_USERNAME and REDIS_PASSWORD, or the URL's); reconnecting"
-        );
-        if let Ok(connection) = Self::manager_for(&self.client) {
-            *manager = Manager {
-                connection,
-                built_at: Instant::now(),
-            };
-        }
+        .await;
+        self.outcome("PING", None, result)
     }
 
     /// Runs one request under the command timeout and turns every failure into `Unavailable`.
-    async fn bounded<T>(
+    async fn run<T, F, Fut>(&self, operation: &'static str, request: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let mut generation = None;
+        let result = tokio::time::timeout(COMMAND_TIMEOUT, async {
+            let (connection, used) = self.backend.connection().await?;
+            generation = Some(used);
+            request(connection).await
+        })
+        .await;
+        self.outcome(operation, generation, result)
+    }
+
+    fn outcome<T>(
         &self,
         operation: &'static str,
-        request: impl Future<Output = RedisResult<T>>,
+        generation: Option<Generation>,
+        result: Result<RedisResult<T>, tokio::time::error::Elapsed>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(COMMAND_TIMEOUT, request).await {
+        match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => {
-                if refuses_credentials(&error) {
-                    self.rebuild_after_auth_failure();
-                }
+                self.backend.failed(generation, Some(&error));
                 if let Some(tls) = describe_tls_failure(&self.address, &error) {
                     return Err(StoreError::Unavailable(format!(
                         "Redis {operation} failed: {tls}"
@@ -209,36 +262,62 @@ impl RedisStore {
                 }
                 Err(unavailable(operation, &error))
             }
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "Redis did not answer {operation} within {} ms",
-                COMMAND_TIMEOUT.as_millis()
-            ))),
+            Err(_) => {
+                self.backend.failed(generation, None);
+                Err(StoreError::Unavailable(format!(
+                    "Redis did not answer {operation} within {} ms",
+                    COMMAND_TIMEOUT.as_millis()
+                )))
+            }
         }
     }
 
-    async fn query<T: ::redis::FromRedisValue>(
+    async fn query<T: FromRedisValue>(
         &self,
         operation: &'static str,
         command: Cmd,
     ) -> Result<T, StoreError> {
-        let mut connection = self.connection();
-        self.bounded(operation, command.query_async::<T>(&mut connection))
-            .await
+        self.run(operation, |mut connection| async move {
+            command.query_async::<T>(&mut connection).await
+        })
+        .await
+    }
+
+    async fn script<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        script: &'static Script,
+        key: &str,
+        args: &[&[u8]],
+    ) -> Result<T, StoreError> {
+        self.run(operation, |mut connection| async move {
+            let mut invocation = script.key(key);
+            for arg in args {
+                invocation.arg(*arg);
+            }
+            invocation.invoke_async(&mut connection).await
+        })
+        .await
+    }
+
+    /// Where the store connects (a node, a cluster's seeds, or the sentinels), for logs.
+    pub fn address(&self) -> &str {
+        &self.address
     }
 }
 
 /// A wrong password fails the handshake; no password where one is required fails each command.
-fn refuses_credentials(error: &::redis::RedisError) -> bool {
+fn refuses_credentials(error: &RedisError) -> bool {
     error.kind() == ErrorKind::AuthenticationFailed
         || matches!(error.code(), Some("NOAUTH" | "WRONGPASS"))
 }
 
-/// Redis errors name the failure (refused connection, timeout, a server error), never a command's
-/// arguments, so they are safe to carry.
-fn unavailable(operation: &str, error: &::redis::RedisError) -> StoreError {
+/// Redis errors name the failure (refused connection, timeout, a server error, a node's address),
+/// never a command's arguments, so they are safe to carry.
+fn unavailable(operation: &str, error: &RedisError) -> StoreError {
     if refuses_credentials(error) {
         return StoreError::Unavailable(format!(
-            "Redis refused {operation}: authentication failed (check REDIS_PASSWORD and REDIS_USERNAME, or the credentials in REDIS_URL)"
+            "Redis refused {operation}: authentication failed (check REDIS_PASSWORD and REDIS_USERNAME, or the credentials in the Redis URLs)"
         ));
     }
     StoreError::Unavailable(format!("Redis {operation} failed: {error}"))
@@ -329,14 +408,8 @@ impl Store for RedisStore {
         expected: &'a [u8],
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let mut connection = self.connection();
-            let mut invocation = DELETE_IF_EQUALS.key(key);
-            invocation.arg(expected);
             let deleted: i64 = self
-                .bounded(
-                    "compare-and-delete",
-                    invocation.invoke_async(&mut connection),
-                )
+                .script("compare-and-delete", &DELETE_IF_EQUALS, key, &[expected])
                 .await?;
             Ok(deleted == 1)
         })
@@ -354,13 +427,53 @@ impl Store for RedisStore {
             if millis == 0 {
                 return self.delete_if_equals(key, expected).await;
             }
-            let mut connection = self.connection();
-            let mut invocation = REPLACE_IF_EQUALS.key(key);
-            invocation.arg(expected).arg(value).arg(millis);
+            let millis = millis.to_string();
             let replaced: i64 = self
-                .bounded("compare-and-set", invocation.invoke_async(&mut connection))
+                .script(
+                    "compare-and-set",
+                    &REPLACE_IF_EQUALS,
+                    key,
+                    &[expected, &value, millis.as_bytes()],
+                )
                 .await?;
             Ok(replaced == 1)
         })
+    }
+
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut command = ::redis::cmd("PUBLISH");
+            command.arg(channel).arg(message);
+            match &self.backend {
+                // Any node passes a message on to the whole cluster, so it goes to whichever node
+                // answers, not to the owner of a slot that may be failing over.
+                Backend::Cluster(_) => {
+                    self.run("PUBLISH", |connection| async move {
+                        let Connection::Cluster(mut connection) = connection else {
+                            unreachable!("a cluster backend hands out cluster connections")
+                        };
+                        connection
+                            .route_command(command, cluster::any_node())
+                            .await
+                            .map(drop)
+                    })
+                    .await
+                }
+                _ => self.query::<i64>("PUBLISH", command).await.map(drop),
+            }
+        })
+    }
+
+    fn subscribe(&self, channel: &str) -> Subscription {
+        let source = match &self.backend {
+            Backend::Single(single) => pubsub::Source::Single(single.client()),
+            Backend::Cluster(cluster) => pubsub::Source::Cluster(cluster.pubsub_nodes()),
+            Backend::Sentinel(sentinel) => pubsub::Source::Sentinel(sentinel.clone()),
+        };
+        pubsub::subscribe(source, channel.to_owned(), self.address.clone())
     }
 }
