@@ -93,8 +93,9 @@ impl RedisCluster {
     }
 
     fn create(&self) {
-        let mut command = Command::new("redis-cli");
-        command.arg("--cluster").arg("create");
+        // Bounded by coreutils' timeout: a cluster that never forms fails the test, not hangs it.
+        let mut command = Command::new("timeout");
+        command.args(["60", "redis-cli", "--cluster", "create"]);
         for node in &self.nodes {
             command.arg(format!("127.0.0.1:{}", node.port));
         }
@@ -114,9 +115,10 @@ impl RedisCluster {
             .expect("run redis-cli (installed with redis-server)");
         assert!(
             output.status.success(),
-            "redis-cli --cluster create failed: {}{}",
+            "redis-cli --cluster create failed: {}{}\n{}",
             String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+            String::from_utf8_lossy(&output.stderr),
+            self.logs()
         );
         self.wait_for_state_ok();
         wait_for("every master having a replica online", SETTLE, || {

@@ -74,6 +74,10 @@ impl Access {
                     &files.key.display().to_string(),
                     "--tls-ca-cert-file",
                     &files.ca.display().to_string(),
+                    "--tls-client-cert-file",
+                    &files.client_cert.display().to_string(),
+                    "--tls-client-key-file",
+                    &files.client_key.display().to_string(),
                     "--tls-auth-clients",
                     "no",
                     "--tls-replication",
@@ -123,26 +127,82 @@ pub(crate) fn certificates() -> redis::TlsCertificates {
     }
 }
 
-/// The certificate, key and CA a TLS node is started with.
+/// The certificate, key and CAs a TLS node is started with.
 pub(crate) struct TlsFiles {
     pub(crate) cert: PathBuf,
     pub(crate) key: PathBuf,
+    pub(crate) client_cert: PathBuf,
+    pub(crate) client_key: PathBuf,
     pub(crate) ca: PathBuf,
 }
 
 impl TlsFiles {
+    /// The server certificate is the test CA's, as toolgate checks it. Nodes also connect to each
+    /// other (the cluster bus, replication), and a cluster node always asks its peer for a client
+    /// certificate, which the test CA's server-only certificates cannot be: those come from a CA
+    /// of the nodes' own, which they trust besides the test CA.
     pub(crate) fn write(dir: &Path) -> Self {
         let certificate = pki().localhost();
+        let peers = peer_ca();
         let files = Self {
             cert: dir.join("redis.crt"),
             key: dir.join("redis.key"),
+            client_cert: dir.join("peer.crt"),
+            client_key: dir.join("peer.key"),
             ca: dir.join("ca.pem"),
         };
         std::fs::write(&files.cert, &certificate.chain_pem).expect("write the Redis certificate");
         std::fs::write(&files.key, &certificate.key_pem).expect("write the Redis key");
-        std::fs::write(&files.ca, pki().ca_pem()).expect("write the CA");
+        std::fs::write(&files.client_cert, &peers.client_cert).expect("write the peer certificate");
+        std::fs::write(&files.client_key, &peers.client_key).expect("write the peer key");
+        std::fs::write(&files.ca, format!("{}{}", pki().ca_pem(), peers.ca))
+            .expect("write the CAs");
         files
     }
+}
+
+struct PeerCa {
+    ca: String,
+    client_cert: String,
+    client_key: String,
+}
+
+/// The nodes' own CA and the one client certificate they all present to each other.
+fn peer_ca() -> &'static PeerCa {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+        ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    };
+    static PEERS: std::sync::OnceLock<PeerCa> = std::sync::OnceLock::new();
+    PEERS.get_or_init(|| {
+        let mut params = CertificateParams::default();
+        let mut subject = DistinguishedName::new();
+        subject.push(DnType::CommonName, "toolgate test Redis peers");
+        params.distinguished_name = subject;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap())
+            .expect("make the peer CA");
+        let mut params =
+            CertificateParams::new(vec!["redis-peer".to_owned()]).expect("peer certificate names");
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ClientAuth,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        ];
+        let key = KeyPair::generate().unwrap();
+        let certificate = params
+            .signed_by(&key, &issuer)
+            .expect("issue the peer certificate");
+        PeerCa {
+            ca: issuer.pem(),
+            client_cert: certificate.pem(),
+            client_key: key.serialize_pem(),
+        }
+    })
 }
 
 /// A running node.

@@ -2,7 +2,7 @@
 //! master owning the key's slot, follows MOVED and ASK, refreshes its slot map when a node fails or
 //! a replica is promoted, and starts again from the seed nodes when it knows no live node.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ::redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use ::redis::cluster_async::ClusterConnection;
@@ -26,7 +26,9 @@ const RETRIES: u32 = 3;
 
 pub(super) struct ClusterNodes {
     client: ClusterClient,
-    connection: ClusterConnection,
+    /// Made on first use: making it starts a task, which needs the runtime that a command has but
+    /// `ServerBuilder::build` may not.
+    connection: OnceLock<ClusterConnection>,
     pubsub: Arc<PubSubNodes>,
 }
 
@@ -50,13 +52,9 @@ impl ClusterNodes {
         if let Some(certificates) = certificates {
             builder = builder.certs(certificates.clone());
         }
-        let client = builder.build()?;
-        // Pending: the nodes are connected to in the background, so the server starts while the
-        // cluster is down, and each command fails as unavailable until it is up.
-        let connection = client.get_pending_async_connection_with_config(cluster_config());
         Ok(Self {
-            client,
-            connection,
+            client: builder.build()?,
+            connection: OnceLock::new(),
             pubsub: Arc::new(PubSubNodes {
                 config: config.clone(),
                 certificates: certificates.cloned(),
@@ -66,26 +64,16 @@ impl ClusterNodes {
     }
 
     pub(super) fn connection(&self) -> Connection {
-        Connection::Cluster(self.connection.clone())
-    }
-
-    /// A connection of its own to the whole cluster, and a PING every master must answer: then
-    /// every slot has a master that serves it.
-    pub(super) async fn ping(&self) -> RedisResult<()> {
-        let mut connection = self
-            .client
-            .get_async_connection_with_config(cluster_config())
-            .await?;
-        connection
-            .route_command(
-                ::redis::cmd("PING"),
-                RoutingInfo::MultiNode((
-                    MultipleNodeRoutingInfo::AllMasters,
-                    Some(ResponsePolicy::AllSucceeded),
-                )),
-            )
-            .await
-            .map(drop)
+        // Pending: the nodes are connected to in the background, so a cluster that is down is
+        // found up by a later command, and commands meanwhile fail as unavailable.
+        Connection::Cluster(
+            self.connection
+                .get_or_init(|| {
+                    self.client
+                        .get_pending_async_connection_with_config(cluster_config())
+                })
+                .clone(),
+        )
     }
 
     pub(super) fn pubsub_nodes(&self) -> Arc<PubSubNodes> {
@@ -96,6 +84,14 @@ impl ClusterNodes {
 /// A node chosen by the connection among those it is connected to.
 pub(super) fn any_node() -> RoutingInfo {
     RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random)
+}
+
+/// Every master, each of which must answer.
+pub(super) fn every_master() -> RoutingInfo {
+    RoutingInfo::MultiNode((
+        MultipleNodeRoutingInfo::AllMasters,
+        Some(ResponsePolicy::AllSucceeded),
+    ))
 }
 
 fn cluster_config() -> ClusterConfig {

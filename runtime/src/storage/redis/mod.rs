@@ -129,6 +129,21 @@ impl Backend {
         }
     }
 
+    /// Whether a command that failed so is tried again on a new connection. Only with Sentinel:
+    /// a connection to a master that died or was demoted (`READONLY`) is useless, while the
+    /// sentinels may well name the new master already, so the first command after a failover
+    /// need not fail. Trying again is safe for every command of the store: the first attempt
+    /// either never reached a master, was refused, or ran on one whose writes survive only as far
+    /// as they were replicated, and a repeat never grants twice (GETDEL, SET NX and the scripts
+    /// answer "absent" or "not replaced" the second time, which callers treat as the safe case).
+    fn retries_after(&self, error: &RedisError) -> bool {
+        matches!(self, Self::Sentinel(_))
+            && (error.is_io_error()
+                || error.is_connection_dropped()
+                || error.is_connection_refusal()
+                || error.code() == Some("READONLY"))
+    }
+
     /// After a command failed (`None`: it timed out) on the connection of `generation`.
     fn failed(&self, generation: Option<Generation>, error: Option<&RedisError>) {
         match self {
@@ -212,34 +227,58 @@ impl RedisStore {
         })
     }
 
-    /// Opens connections of its own and sends PING: `Ok` when Redis accepts the password and
-    /// answers within the command timeout (on a cluster: every master does; with Sentinel: the
-    /// master the sentinels name now). For start-up and readiness checks: unlike a command through
-    /// the shared connection, which may still be waiting between reconnection attempts, the error
-    /// names the actual problem (refused, wrong password, no answer).
+    /// Sends PING: `Ok` when Redis accepts the credentials and answers within the command
+    /// timeout. For one node the PING goes on a connection of its own, so that, unlike a command
+    /// through the shared connection (which may still be waiting between reconnection attempts),
+    /// the error names the actual problem (refused, wrong password, no answer). On a cluster every
+    /// master must answer; with Sentinel, the master the sentinels name (asked again if the last
+    /// one failed). Both go through the store's own connection, which is made on first use.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let result = tokio::time::timeout(COMMAND_TIMEOUT, async {
-            match &self.backend {
-                Backend::Single(single) => single.ping().await,
-                Backend::Cluster(cluster) => cluster.ping().await,
-                Backend::Sentinel(sentinel) => sentinel.ping().await,
+        match &self.backend {
+            Backend::Single(single) => {
+                let result = tokio::time::timeout(COMMAND_TIMEOUT, single.ping()).await;
+                self.outcome("PING", None, result)
             }
-        })
-        .await;
-        self.outcome("PING", None, result)
+            Backend::Cluster(_) => {
+                self.run("PING", |connection| async move {
+                    let Connection::Cluster(mut connection) = connection else {
+                        unreachable!("a cluster backend hands out cluster connections")
+                    };
+                    connection
+                        .route_command(::redis::cmd("PING"), cluster::every_master())
+                        .await
+                        .map(drop)
+                })
+                .await
+            }
+            Backend::Sentinel(_) => self
+                .query::<String>("PING", ::redis::cmd("PING"))
+                .await
+                .map(drop),
+        }
     }
 
     /// Runs one request under the command timeout and turns every failure into `Unavailable`.
     async fn run<T, F, Fut>(&self, operation: &'static str, request: F) -> Result<T, StoreError>
     where
-        F: FnOnce(Connection) -> Fut,
+        F: Fn(Connection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let mut generation = None;
         let result = tokio::time::timeout(COMMAND_TIMEOUT, async {
             let (connection, used) = self.backend.connection().await?;
             generation = Some(used);
-            request(connection).await
+            match request(connection).await {
+                Err(error) if self.backend.retries_after(&error) => {
+                    // The connection is to a master that is gone or was demoted: within the same
+                    // time budget, once, on the master the sentinels name now.
+                    self.backend.failed(Some(used), Some(&error));
+                    let (connection, used) = self.backend.connection().await?;
+                    generation = Some(used);
+                    request(connection).await
+                }
+                result => result,
+            }
         })
         .await;
         self.outcome(operation, generation, result)
@@ -277,8 +316,9 @@ impl RedisStore {
         operation: &'static str,
         command: Cmd,
     ) -> Result<T, StoreError> {
-        self.run(operation, |mut connection| async move {
-            command.query_async::<T>(&mut connection).await
+        self.run(operation, |mut connection| {
+            let command = command.clone();
+            async move { command.query_async::<T>(&mut connection).await }
         })
         .await
     }
@@ -452,14 +492,17 @@ impl Store for RedisStore {
                 // Any node passes a message on to the whole cluster, so it goes to whichever node
                 // answers, not to the owner of a slot that may be failing over.
                 Backend::Cluster(_) => {
-                    self.run("PUBLISH", |connection| async move {
-                        let Connection::Cluster(mut connection) = connection else {
-                            unreachable!("a cluster backend hands out cluster connections")
-                        };
-                        connection
-                            .route_command(command, cluster::any_node())
-                            .await
-                            .map(drop)
+                    self.run("PUBLISH", |connection| {
+                        let command = command.clone();
+                        async move {
+                            let Connection::Cluster(mut connection) = connection else {
+                                unreachable!("a cluster backend hands out cluster connections")
+                            };
+                            connection
+                                .route_command(command, cluster::any_node())
+                                .await
+                                .map(drop)
+                        }
                     })
                     .await
                 }

@@ -10,6 +10,7 @@ use ::redis::{Client, RedisError, RedisResult, Value};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 
+use super::Generation;
 use super::cluster::PubSubNodes;
 use super::sentinel::SentinelMaster;
 use crate::storage::{COMMAND_TIMEOUT, SUBSCRIPTION_BUFFER, Subscription, SubscriptionEvent};
@@ -47,18 +48,23 @@ async fn run(
         // Each step of `connect` is bounded: a node by the command timeout, the sentinels by
         // their discovery timeout.
         let reason = match connect(&source, &channel, &mut turn).await {
-            Ok(pubsub) => {
+            Ok((pubsub, master)) => {
                 delay = MIN_RETRY_DELAY;
                 tracing::info!(address = %address, channel = %channel, "subscribed to a Redis channel");
                 if events.send(SubscriptionEvent::Up).await.is_err() {
                     return;
                 }
                 up = Some(true);
-                match listen(pubsub, &events).await {
+                let reason = match listen(pubsub, &events).await {
                     Some(reason) => reason,
                     // The subscriber is gone.
                     None => return,
+                };
+                // The master it was on may be gone: ask the sentinels again.
+                if let (Source::Sentinel(sentinel), Some(generation)) = (&source, master) {
+                    sentinel.retire(generation);
                 }
+                reason
             }
             Err(reason) => reason,
         };
@@ -111,16 +117,26 @@ async fn listen(pubsub: PubSub, events: &mpsc::Sender<SubscriptionEvent>) -> Opt
     }
 }
 
-async fn connect(source: &Source, channel: &str, turn: &mut usize) -> Result<PubSub, String> {
+/// A subscribed connection, and with Sentinel the generation of the master it is on.
+async fn connect(
+    source: &Source,
+    channel: &str,
+    turn: &mut usize,
+) -> Result<(PubSub, Option<Generation>), String> {
     match source {
         Source::Single(client) => subscribe_on(client, channel)
             .await
+            .map(|pubsub| (pubsub, None))
             .map_err(|e| describe(&e)),
         Source::Sentinel(sentinel) => {
             let master = sentinel.master().await.map_err(|e| describe(&e))?;
-            subscribe_on(&master.client, channel)
-                .await
-                .map_err(|e| describe(&e))
+            match subscribe_on(&master.client, channel).await {
+                Ok(pubsub) => Ok((pubsub, Some(master.generation))),
+                Err(error) => {
+                    sentinel.retire(master.generation);
+                    Err(describe(&error))
+                }
+            }
         }
         Source::Cluster(nodes) => {
             let candidates = nodes.candidates();
@@ -139,7 +155,7 @@ async fn connect(source: &Source, channel: &str, turn: &mut usize) -> Result<Pub
                         // Next time, start after this one: it is the likeliest to have failed.
                         *turn = (*turn + offset + 1) % candidates.len();
                         nodes.learn_from(&client).await;
-                        return Ok(pubsub);
+                        return Ok((pubsub, None));
                     }
                     Err(error) => last = format!("{node}: {}", describe(&error)),
                 }

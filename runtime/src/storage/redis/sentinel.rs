@@ -62,7 +62,7 @@ struct State {
 pub(super) struct Master {
     pub(super) client: Client,
     connection: MultiplexedConnection,
-    generation: Generation,
+    pub(super) generation: Generation,
 }
 
 impl SentinelMaster {
@@ -175,22 +175,10 @@ impl SentinelMaster {
         {
             tracing::info!(
                 master = %self.0.master_name,
-                "a command to the Redis master failed; asking the sentinels for the master again"
+                "a connection to the Redis master failed; asking the sentinels for the master again"
             );
             state.current = None;
         }
-    }
-
-    /// Asks the sentinels now, on connections of its own, and PINGs the master they name.
-    pub(super) async fn ping(&self) -> RedisResult<()> {
-        let client = self.0.sentinel.lock().await.async_get_client().await?;
-        let mut connection = client
-            .get_multiplexed_async_connection_with_config(&connection_config())
-            .await?;
-        ::redis::cmd("PING")
-            .query_async::<String>(&mut connection)
-            .await
-            .map(drop)
     }
 }
 
