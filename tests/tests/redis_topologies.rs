@@ -80,6 +80,27 @@ async fn a_cluster_over_tls_with_an_acl_user_keeps_every_store_guarantee() {
     owners.sort();
     owners.dedup();
     assert!(owners.len() > 1, "every test key on one master: {owners:?}");
+
+    // A seed that is down is skipped: the others lead to the cluster.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = cluster.config();
+    if let toolgate::RedisTopology::Cluster { seeds, .. } = &mut config.topology {
+        seeds.insert(0, toolgate::RedisNode::new("127.0.0.1", dead));
+    }
+    let store = RedisStore::new(&config).unwrap();
+    store_contract::eventually("a store whose first seed is down answering", || async {
+        store.ping().await.is_ok()
+    })
+    .await;
+    store
+        .put("via-the-other-seeds", b"v".to_vec(), MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(cluster.get_raw("via-the-other-seeds"), Some(b"v".to_vec()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -513,7 +513,7 @@ impl Store for RedisStore {
 
     fn subscribe(&self, channel: &str) -> Subscription {
         let source = match &self.backend {
-            Backend::Single(single) => pubsub::Source::Single(single.client()),
+            Backend::Single(single) => pubsub::Source::Single(Box::new(single.client())),
             Backend::Cluster(cluster) => pubsub::Source::Cluster(cluster.pubsub_nodes()),
             Backend::Sentinel(sentinel) => pubsub::Source::Sentinel(sentinel.clone()),
         };

@@ -23,7 +23,7 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// Where a subscription connects.
 pub(super) enum Source {
-    Single(Client),
+    Single(Box<Client>),
     Cluster(Arc<PubSubNodes>),
     Sentinel(SentinelMaster),
 }
