@@ -33,14 +33,15 @@ pub use auth::{
     Claims, UserInfo, UserInfoError, get_auth_provider, require_permissions,
 };
 pub use config::{
-    Auth0Settings, AuthConfig, Config, ConfigError, DEFAULT_BASE_URL, KNOWN_PROVIDERS,
-    ProviderConfig, RedisConfig, SecretString, TlsTrust,
+    Auth0Settings, AuthConfig, Config, ConfigError, DEFAULT_BASE_URL, DEFAULT_SENTINEL_PORT,
+    KNOWN_PROVIDERS, ProviderConfig, RedisConfig, RedisNode, RedisTopology, SecretString, TlsTrust,
 };
 pub use error::Error;
 pub use permission::{MissingPermissions, Permission};
 pub use server::{DEFAULT_BODY_LIMIT, Server, ServerBuilder};
 pub use storage::{
     EncryptedStore, MemoryStore, RedisStore, StorageKeyError, Store, StoreError, StoreLock,
+    Subscription, SubscriptionEvent,
 };
 pub use tool::{
     Answers, Contents, LogLevel, Questions, Registry, Tool, ToolCall, ToolContext, ToolDef,

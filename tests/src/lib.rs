@@ -6,6 +6,7 @@ pub mod logs;
 pub mod oidc_provider;
 pub mod processes;
 pub mod redis;
+pub mod store_contract;
 pub mod tls;
 
 use std::net::SocketAddr;

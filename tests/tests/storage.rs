@@ -1,36 +1,17 @@
 //! The storage layer against a real redis-server: every `Store` method, atomicity under concurrency,
-//! TTLs on every key, passwords, encrypted records tampered with in Redis itself, and Redis going away
-//! and coming back.
+//! TTLs on every key, passwords, encrypted records tampered with in Redis itself, Redis going away
+//! and coming back, and publish/subscribe (in memory and through Redis). The checks shared with the
+//! cluster and sentinel tests live in `toolgate_tests::store_contract`.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use toolgate::{EncryptedStore, RedisStore, Store, StoreError};
+use toolgate::{EncryptedStore, MemoryStore, RedisStore, Store, SubscriptionEvent};
 use toolgate_tests::redis::RedisServer;
-
-const MINUTE: Duration = Duration::from_secs(60);
-const NAMING: &[u8] = b"naming secret for the storage tests";
-
-/// Generous bounds for things that happen "soon" (expiry, reconnection); a test fails only if they
-/// never happen, it never measures how soon.
-const EVENTUALLY: Duration = Duration::from_secs(20);
-/// A call that hangs for this long has hung: with a 500 ms command timeout nothing should come close.
-const HANG: Duration = Duration::from_secs(10);
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Grant {
-    subject: String,
-    upstream_token: String,
-}
-
-fn grant(subject: &str) -> Grant {
-    Grant {
-        subject: subject.to_owned(),
-        upstream_token: format!("upstream-token-of-{subject}"),
-    }
-}
+use toolgate_tests::store_contract::{
+    self, Grant, MINUTE, NAMING, assert_unavailable, eventually, grant, next_state,
+    published_until_received,
+};
 
 async fn connect(server: &RedisServer) -> RedisStore {
     RedisStore::connect(&server.config())
@@ -38,36 +19,13 @@ async fn connect(server: &RedisServer) -> RedisStore {
         .expect("connect to redis-server")
 }
 
-/// Waits until `check` is true, failing the test if it never becomes true within `EVENTUALLY`.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + EVENTUALLY;
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Awaits a store call that must answer (not hang) and fail as unavailable.
-async fn assert_unavailable<T: std::fmt::Debug>(
-    what: &str,
-    call: impl Future<Output = Result<T, StoreError>>,
-) -> String {
-    let result = tokio::time::timeout(HANG, call)
-        .await
-        .unwrap_or_else(|_| panic!("{what} hung instead of failing"));
-    match result {
-        Err(StoreError::Unavailable(message)) => message,
-        Ok(value) => panic!("{what} succeeded with {value:?} although Redis is down"),
-    }
-}
-
 #[tokio::test]
 async fn every_store_method_works_against_redis() {
     every_store_method_works(&RedisServer::start()).await;
+}
+
+async fn every_store_method_works(server: &RedisServer) {
+    store_contract::every_store_method_works(&connect(server).await, server).await;
 }
 
 /// Managed Redis: TLS only, verified against the CA in `SSL_CERT_FILE`, signed in as an ACL user
@@ -128,92 +86,6 @@ fn tempfile_with(text: &str) -> TempFile {
     TempFile(path)
 }
 
-async fn every_store_method_works(server: &RedisServer) {
-    let store = connect(server).await;
-    store.ping().await.unwrap();
-
-    assert_eq!(store.get("k").await.unwrap(), None);
-    store.put("k", b"one".to_vec(), MINUTE).await.unwrap();
-    assert_eq!(store.get("k").await.unwrap(), Some(b"one".to_vec()));
-    let ttl = server.ttl_of("k");
-    assert!(ttl > 0 && ttl <= 60_000, "PTTL {ttl}");
-    store.put("k", b"two".to_vec(), MINUTE).await.unwrap();
-    assert_eq!(store.get("k").await.unwrap(), Some(b"two".to_vec()));
-
-    let every_byte: Vec<u8> = (0..=255).collect();
-    store
-        .put("bytes", every_byte.clone(), MINUTE)
-        .await
-        .unwrap();
-    assert_eq!(server.get_raw("bytes"), Some(every_byte.clone()));
-    assert_eq!(store.take("bytes").await.unwrap(), Some(every_byte));
-    assert_eq!(store.take("bytes").await.unwrap(), None);
-    assert_eq!(server.ttl_of("bytes"), -2, "take removed the key");
-
-    store.delete("k").await.unwrap();
-    assert_eq!(store.get("k").await.unwrap(), None);
-    store.delete("never-written").await.unwrap();
-
-    store.put("zero", b"v".to_vec(), MINUTE).await.unwrap();
-    store
-        .put("zero", b"w".to_vec(), Duration::ZERO)
-        .await
-        .unwrap();
-    assert_eq!(server.get_raw("zero"), None, "a zero TTL deletes");
-    assert!(
-        !store
-            .put_if_absent("zero", b"w".to_vec(), Duration::ZERO)
-            .await
-            .unwrap()
-    );
-    assert_eq!(server.get_raw("zero"), None);
-
-    assert!(
-        store
-            .put_if_absent("lock", b"mine".to_vec(), MINUTE)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .put_if_absent("lock", b"yours".to_vec(), MINUTE)
-            .await
-            .unwrap()
-    );
-    assert_eq!(server.get_raw("lock"), Some(b"mine".to_vec()));
-    assert!(server.ttl_of("lock") > 0);
-    assert!(!store.delete_if_equals("lock", b"yours").await.unwrap());
-    assert_eq!(server.get_raw("lock"), Some(b"mine".to_vec()));
-    assert!(store.delete_if_equals("lock", b"mine").await.unwrap());
-    assert_eq!(server.get_raw("lock"), None);
-    assert!(!store.delete_if_equals("lock", b"mine").await.unwrap());
-
-    store.put("r", b"old".to_vec(), MINUTE).await.unwrap();
-    assert!(
-        !store
-            .replace_if_equals("r", b"other", b"new".to_vec(), MINUTE)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .replace_if_equals("r", b"old", b"new".to_vec(), Duration::from_secs(30))
-            .await
-            .unwrap()
-    );
-    assert_eq!(server.get_raw("r"), Some(b"new".to_vec()));
-    let ttl = server.ttl_of("r");
-    assert!(ttl > 0 && ttl <= 30_000, "PTTL {ttl}");
-    store.take("r").await.unwrap();
-    assert!(
-        !store
-            .replace_if_equals("r", b"new", b"newer".to_vec(), MINUTE)
-            .await
-            .unwrap()
-    );
-    assert_eq!(server.get_raw("r"), None, "a taken value stays taken");
-}
-
 #[tokio::test]
 async fn values_disappear_when_their_ttl_passes() {
     let server = RedisServer::start();
@@ -253,31 +125,7 @@ async fn of_twenty_concurrent_takes_exactly_one_gets_the_value() {
         Arc::new(connect(&server).await),
         Arc::new(connect(&server).await),
     ];
-    for round in 0..10 {
-        let key = format!("code-{round}");
-        stores[0]
-            .put(&key, format!("value-{round}").into_bytes(), MINUTE)
-            .await
-            .unwrap();
-        let takers: Vec<_> = (0..20)
-            .map(|i| {
-                let store = stores[i % 2].clone();
-                let key = key.clone();
-                tokio::spawn(async move { store.take(&key).await.unwrap() })
-            })
-            .collect();
-        let mut winners = Vec::new();
-        for taker in takers {
-            if let Some(value) = taker.await.unwrap() {
-                winners.push(value);
-            }
-        }
-        assert_eq!(
-            winners,
-            vec![format!("value-{round}").into_bytes()],
-            "round {round}"
-        );
-    }
+    store_contract::of_twenty_concurrent_takes_exactly_one_gets_the_value(&stores).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,96 +135,14 @@ async fn put_if_absent_grants_a_lock_to_exactly_one_contender() {
         Arc::new(connect(&server).await),
         Arc::new(connect(&server).await),
     ];
-    for round in 0..10 {
-        let key = format!("lock-{round}");
-        let contenders: Vec<_> = (0..20)
-            .map(|i| {
-                let store = stores[i % 2].clone();
-                let key = key.clone();
-                tokio::spawn(async move {
-                    let nonce = format!("nonce-{i}");
-                    let won = store
-                        .put_if_absent(&key, nonce.clone().into_bytes(), MINUTE)
-                        .await
-                        .unwrap();
-                    won.then_some(nonce)
-                })
-            })
-            .collect();
-        let mut holders = Vec::new();
-        for contender in contenders {
-            holders.extend(contender.await.unwrap());
-        }
-        assert_eq!(holders.len(), 1, "round {round}: {holders:?}");
-        let holder = holders.pop().unwrap();
-        assert_eq!(server.get_raw(&key), Some(holder.clone().into_bytes()));
-
-        assert!(
-            !stores[1]
-                .delete_if_equals(&key, b"somebody-else")
-                .await
-                .unwrap()
-        );
-        assert!(
-            stores[1]
-                .delete_if_equals(&key, holder.as_bytes())
-                .await
-                .unwrap()
-        );
-        assert!(
-            stores[0]
-                .put_if_absent(&key, b"next".to_vec(), MINUTE)
-                .await
-                .unwrap()
-        );
-    }
+    store_contract::put_if_absent_grants_a_lock_to_exactly_one_contender(&stores, &server).await;
+    store_contract::compare_and_set_replaces_exactly_once(&stores).await;
 }
 
 #[tokio::test]
 async fn every_key_written_has_a_ttl() {
     let server = RedisServer::start();
-    let store: Arc<RedisStore> = Arc::new(connect(&server).await);
-    let records =
-        EncryptedStore::new(store.clone(), &EncryptedStore::generate_key(), NAMING).unwrap();
-
-    store.put("plain", b"v".to_vec(), MINUTE).await.unwrap();
-    store
-        .put("huge-ttl", b"v".to_vec(), Duration::from_secs(u64::MAX))
-        .await
-        .unwrap();
-    store
-        .put("tiny-ttl", b"v".to_vec(), Duration::from_nanos(1))
-        .await
-        .unwrap();
-    store
-        .put_if_absent("lock", b"v".to_vec(), MINUTE)
-        .await
-        .unwrap();
-    store.put("replaced", b"a".to_vec(), MINUTE).await.unwrap();
-    store
-        .replace_if_equals("replaced", b"a", b"b".to_vec(), MINUTE)
-        .await
-        .unwrap();
-    for i in 0..5 {
-        records
-            .put("grant", &format!("g{i}"), &grant("alice"), MINUTE)
-            .await
-            .unwrap();
-    }
-    let _held = records
-        .try_lock("refresh", "family", MINUTE)
-        .await
-        .unwrap()
-        .expect("a free lock");
-
-    let pairs = server.keys_and_values();
-    assert!(pairs.len() >= 10, "{} keys", pairs.len());
-    for (key, _) in pairs {
-        // -1 is a key without expiry; -2 one that expired between the scan and this check (the
-        // 1 ms key can), which had a TTL.
-        let ttl = server.ttl_of(&key);
-        assert!(ttl > 0 || ttl == -2, "{key} has PTTL {ttl}");
-    }
+    store_contract::every_key_written_has_a_ttl(Arc::new(connect(&server).await), &server).await;
 }
 
 #[tokio::test]
@@ -645,4 +411,89 @@ async fn a_store_made_while_redis_is_down_works_once_redis_is_up() {
     .await;
     store.put("k", b"v".to_vec(), MINUTE).await.unwrap();
     assert_eq!(server.get_raw("k"), Some(b"v".to_vec()));
+}
+
+#[tokio::test]
+async fn encrypted_records_keep_their_guarantees_in_redis() {
+    let server = RedisServer::start();
+    store_contract::encrypted_records_work(Arc::new(connect(&server).await), &server).await;
+}
+
+#[tokio::test]
+async fn the_memory_store_broadcasts_within_the_process() {
+    let memory: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    store_contract::publish_reaches_every_subscriber(&[
+        memory.clone(),
+        memory.clone(),
+        memory.clone(),
+    ])
+    .await;
+
+    // Subscribed as soon as `subscribe` returns: a message published at once is not missed.
+    let mut subscription = memory.subscribe("channel");
+    memory.publish("channel", b"at once").await.unwrap();
+    assert_eq!(subscription.next_event().await, Some(SubscriptionEvent::Up));
+    assert_eq!(
+        subscription.next_event().await,
+        Some(SubscriptionEvent::Message(b"at once".to_vec()))
+    );
+    // Publishing to a channel nobody listens to is no error.
+    memory.publish("nobody", b"x").await.unwrap();
+}
+
+#[tokio::test]
+async fn every_subscriber_hears_what_any_instance_publishes_through_redis() {
+    let server = RedisServer::start_tls("toolgate", "acl-user-password");
+    let mut stores: Vec<Arc<dyn Store>> = Vec::new();
+    for _ in 0..3 {
+        stores.push(Arc::new(connect(&server).await));
+    }
+    store_contract::publish_reaches_every_subscriber(&stores).await;
+}
+
+#[tokio::test]
+async fn a_subscription_says_when_redis_is_gone_and_resubscribes_when_it_is_back() {
+    let mut server = RedisServer::start();
+    let store = connect(&server).await;
+    let publisher = connect(&server).await;
+    let mut subscription = store.subscribe("toolgate:test:revoked");
+    assert_eq!(next_state(&mut subscription).await, SubscriptionEvent::Up);
+    published_until_received(
+        &publisher,
+        "toolgate:test:revoked",
+        &mut subscription,
+        b"one",
+    )
+    .await;
+
+    server.stop();
+    let SubscriptionEvent::Down(reason) = next_state(&mut subscription).await else {
+        panic!("the subscription did not report Redis gone");
+    };
+    assert!(!reason.is_empty());
+    assert_unavailable("publish while Redis is down", publisher.publish("c", b"x")).await;
+
+    server.restart();
+    assert_eq!(next_state(&mut subscription).await, SubscriptionEvent::Up);
+    published_until_received(
+        &publisher,
+        "toolgate:test:revoked",
+        &mut subscription,
+        b"two",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_store_started_before_redis_reports_its_subscription_down_then_up() {
+    let mut server = RedisServer::start();
+    server.stop();
+    let store = connect(&server).await;
+    let mut subscription = store.subscribe("channel");
+    assert!(matches!(
+        next_state(&mut subscription).await,
+        SubscriptionEvent::Down(_)
+    ));
+    server.restart();
+    assert_eq!(next_state(&mut subscription).await, SubscriptionEvent::Up);
 }

@@ -17,6 +17,11 @@ use provider::auth_config;
 #[cfg(test)]
 use provider::parse_domain;
 
+mod redis_topology;
+
+use redis_topology::redis_topology_config;
+pub use redis_topology::{DEFAULT_SENTINEL_PORT, RedisNode, RedisTopology};
+
 /// The default of `RESOURCE_BASE_URL`.
 pub const DEFAULT_BASE_URL: &str = "http://localhost:8000";
 
@@ -31,7 +36,8 @@ pub struct Config {
     pub jwt_signing_key: Option<SecretString>,
     /// `STORAGE_ENCRYPTION_KEY`: Fernet keys, comma-separated, the first encrypts.
     pub storage_encryption_key: Option<SecretString>,
-    /// `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`; `None` means an in-memory store.
+    /// `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD` (or `REDIS_URL`, `REDIS_CLUSTER_URLS`,
+    /// `REDIS_SENTINEL_URLS`); `None` means an in-memory store.
     pub redis: Option<RedisConfig>,
     /// `TOOLGATE_STATELESS`: no MCP sessions, JSON responses (the mode for load balancers).
     pub stateless: bool,
@@ -82,6 +88,9 @@ pub struct RedisConfig {
     pub database: i64,
     /// The certificate authorities a TLS connection trusts.
     pub tls_trust: TlsTrust,
+    /// One node, a Redis Cluster or a Sentinel-managed master. For a cluster `host` and `port` are
+    /// its first seed node, for Sentinel its first sentinel (for logs).
+    pub topology: RedisTopology,
 }
 
 impl RedisConfig {
@@ -95,6 +104,7 @@ impl RedisConfig {
             tls: false,
             database: 0,
             tls_trust: TlsTrust::default(),
+            topology: RedisTopology::Single,
         }
     }
 
@@ -446,6 +456,9 @@ fn tls_trust(r: &mut Reader) -> TlsTrust {
 /// `REDIS_URL` wins over the seed's `REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`; `REDIS_USERNAME`
 /// gives either form an ACL user. No value is ever echoed: a URL may carry a password.
 fn redis_config(r: &mut Reader, tls_trust: &TlsTrust) -> Option<RedisConfig> {
+    if let Some(config) = redis_topology_config(r, tls_trust) {
+        return config;
+    }
     let username = r.get("REDIS_USERNAME").map(str::to_owned);
     let password = r.get("REDIS_PASSWORD").map(SecretString::new);
     let mut config = if let Some(url) = r.get("REDIS_URL").map(str::to_owned) {

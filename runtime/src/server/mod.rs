@@ -490,7 +490,7 @@ fn build_authorization_server(
         (Some(store), _) => store,
         (None, Some(redis)) => Arc::new(RedisStore::new(redis).map_err(|e| {
             Error::Config(crate::ConfigError {
-                problems: vec![("REDIS_HOST".into(), e.to_string())],
+                problems: vec![(redis.variable().into(), e.to_string())],
             })
         })?),
         (None, None) => Arc::new(MemoryStore::new()),

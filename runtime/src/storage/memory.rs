@@ -5,10 +5,15 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use super::{Store, StoreError, ttl_millis};
+use super::{SUBSCRIPTION_BUFFER, Store, StoreError, Subscription, SubscriptionEvent, ttl_millis};
+
+/// Messages a slow subscriber may fall behind by before it misses some (and is told so).
+const CHANNEL_CAPACITY: usize = 1024;
 
 /// Sweeps never run on a map smaller than this, so a small store is not swept on every write.
 const MIN_SWEEP_LEN: usize = 64;
@@ -36,6 +41,8 @@ struct Entries {
 /// `RedisStore` when several instances serve the same clients.
 pub struct MemoryStore {
     entries: Mutex<Entries>,
+    /// Publish/subscribe within this process: one broadcast per channel with subscribers.
+    channels: Mutex<HashMap<String, broadcast::Sender<Vec<u8>>>>,
 }
 
 impl MemoryStore {
@@ -46,7 +53,14 @@ impl MemoryStore {
                 map: HashMap::new(),
                 sweep_at: MIN_SWEEP_LEN,
             }),
+            channels: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn channels(&self) -> MutexGuard<'_, HashMap<String, broadcast::Sender<Vec<u8>>>> {
+        self.channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// How many entries are held, expired ones not yet purged included (for tests of the purge).
@@ -196,6 +210,58 @@ impl Store for MemoryStore {
             }
             Ok(matches)
         })
+    }
+
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut channels = self.channels();
+            if let Some(sender) = channels.get(channel)
+                && sender.send(message.to_vec()).is_err()
+            {
+                // Its last subscriber is gone.
+                channels.remove(channel);
+            }
+            Ok(())
+        })
+    }
+
+    fn subscribe(&self, channel: &str) -> Subscription {
+        // Subscribed from this call on: a message published right after it is not missed.
+        let mut messages = self
+            .channels()
+            .entry(channel.to_owned())
+            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
+            .subscribe();
+        let (events, receiver) = mpsc::channel(SUBSCRIPTION_BUFFER);
+        let task = async move {
+            if events.send(SubscriptionEvent::Up).await.is_err() {
+                return;
+            }
+            loop {
+                let event = match messages.recv().await {
+                    Ok(message) => SubscriptionEvent::Message(message),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        let down = SubscriptionEvent::Down(format!(
+                            "the subscriber fell behind and missed {missed} messages"
+                        ));
+                        if events.send(down).await.is_err() {
+                            return;
+                        }
+                        SubscriptionEvent::Up
+                    }
+                    // The store is gone.
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if events.send(event).await.is_err() {
+                    return;
+                }
+            }
+        };
+        Subscription::new(receiver, task.boxed())
     }
 }
 

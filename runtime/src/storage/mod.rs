@@ -1,14 +1,18 @@
 //! Storage for the authorization server's short- and long-lived records (codes, states, refresh
 //! tokens, upstream tokens): a small key-value `Store` trait with per-key expiry, an in-memory store
 //! for one process, a Redis store for several, and `EncryptedStore`, which names records by HMAC and
-//! encrypts them with Fernet so the store never holds a usable secret.
+//! encrypts them with Fernet so the store never holds a usable secret. Stores also carry
+//! publish/subscribe, so every instance of the server can hear of a change made by one.
 
 mod encrypted;
 mod memory;
+mod pubsub;
 mod redis;
 
 pub use encrypted::{EncryptedStore, StorageKeyError, StoreLock};
 pub use memory::MemoryStore;
+pub(crate) use pubsub::SUBSCRIPTION_BUFFER;
+pub use pubsub::{Subscription, SubscriptionEvent};
 pub use redis::RedisStore;
 
 use std::time::Duration;
@@ -71,6 +75,29 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         let _ = (key, expected, value, ttl);
         Box::pin(async { Ok(false) })
+    }
+
+    /// Sends `message` to every current subscriber of `channel`, in every process sharing the
+    /// store. Delivery is at most once and only to subscriptions that are up: a subscriber learns
+    /// from its `Down`/`Up` events when it may have missed some. Messages travel in clear: never
+    /// put a secret in one (send an HMAC-named id).
+    ///
+    /// A store without publish/subscribe keeps this default, which delivers nothing; its
+    /// subscriptions stay down, so subscribers fall back to short cache lifetimes.
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = (channel, message);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The messages published on `channel` from now on, with `Up`/`Down` events that say whether
+    /// the subscription is live. It reconnects and subscribes again by itself.
+    fn subscribe(&self, channel: &str) -> Subscription {
+        let _ = channel;
+        Subscription::unsupported("this store has no publish/subscribe")
     }
 }
 

@@ -198,6 +198,7 @@ mod tests {
             dev_mode: false,
             plain_http: true,
             registrations_per_minute: 20,
+            refresh_reuse_interval: std::time::Duration::from_secs(30),
         };
         let keys = DerivedKeys::derive(&SecretString::new(
             "a-signing-key-of-forty-characters-at-least",

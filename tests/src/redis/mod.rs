@@ -1,5 +1,9 @@
-//! Throw-away `redis-server` processes on loopback, with raw access for tests that inspect or tamper
-//! with what the store wrote.
+//! Throw-away `redis-server` processes on loopback (a single node, a cluster, a sentinel set-up),
+//! with raw access for tests that inspect or tamper with what the store wrote.
+
+pub mod cluster;
+mod node;
+pub mod sentinel;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -12,9 +16,9 @@ use toolgate::{RedisConfig, SecretString, TlsTrust};
 use crate::tls::pki;
 
 /// How long a fresh redis-server gets to answer PING before the test gives up on it.
-const START_DEADLINE: Duration = Duration::from_secs(15);
+pub(crate) const START_DEADLINE: Duration = Duration::from_secs(15);
 
-static INSTANCES: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static INSTANCES: AtomicUsize = AtomicUsize::new(0);
 
 /// A `redis-server` on `127.0.0.1:<free port>` with no persistence and its own temporary directory;
 /// killed on drop.
@@ -350,6 +354,36 @@ impl RedisServer {
     }
 }
 
+/// What a test reads and writes in Redis behind the store's back, whatever the topology.
+pub trait RawRedis {
+    /// The raw value of a key.
+    fn get_raw(&self, key: &str) -> Option<Vec<u8>>;
+    /// Overwrites a key's value, keeping its TTL if it has one (`SET ... KEEPTTL`).
+    fn set_raw(&self, key: &str, value: &[u8]);
+    /// `PTTL`: milliseconds left, -1 for a key without expiry, -2 for a missing key.
+    fn ttl_of(&self, key: &str) -> i64;
+    /// Every key with its value, sorted by key.
+    fn keys_and_values(&self) -> Vec<(String, Vec<u8>)>;
+}
+
+impl RawRedis for RedisServer {
+    fn get_raw(&self, key: &str) -> Option<Vec<u8>> {
+        RedisServer::get_raw(self, key)
+    }
+
+    fn set_raw(&self, key: &str, value: &[u8]) {
+        RedisServer::set_raw(self, key, value)
+    }
+
+    fn ttl_of(&self, key: &str) -> i64 {
+        RedisServer::ttl_of(self, key)
+    }
+
+    fn keys_and_values(&self) -> Vec<(String, Vec<u8>)> {
+        RedisServer::keys_and_values(self)
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
@@ -357,14 +391,14 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .expect("find a free loopback port")
 }
 
-fn log_tail(log: &Path) -> String {
+pub(crate) fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().rev().take(5).collect();
     if lines.is_empty() {
